@@ -1,0 +1,217 @@
+"""Where a dataset's files come from: the download cache, mirrors, the canonical URL.
+
+Each file is looked up in that order. Network transfers go through pooch's
+HTTP downloader (progress bar, timeouts); this module adds what pooch leaves
+to its caller: which transient errors to retry (with backoff) and which to give
+up on at once (404, no network), a hard failure on a checksum mismatch that
+names the dataset, file, URL and both hashes, and never a partial file in the
+cache (downloads land in a temp file and are renamed only once verified).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+from pipeline.files import DataError, file_hash
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+log = logging.getLogger("pipeline.download")
+
+CACHE_ENV = "KERAS_PIPELINE_CACHE"
+
+
+class ChecksumMismatch(DataError):
+    """The bytes at a source are not the ones params.yaml pins: never used, never kept."""
+
+
+class SourceUnavailable(Exception):
+    """A source could not deliver a file (404, no network, dropped connection...)."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A verified file in the cache, and where its bytes came from."""
+
+    name: str
+    path: Path
+    hash: str
+    kind: str  # canonical | mirror
+    location: str  # the URL or folder the bytes came from
+
+
+def cache_root(download_cfg: DictConfig | dict) -> Path:
+    """The download cache: outside data/, so `dvc` never deletes it and re-runs cost nothing."""
+    configured = os.environ.get(CACHE_ENV) or download_cfg.get("cache_dir")
+    if configured:
+        return Path(configured).expanduser()
+    import platformdirs  # what pooch.os_cache uses, without importing requests
+
+    return Path(platformdirs.user_cache_dir("keras-pipeline"))
+
+
+def mirror_location(mirror: str, dataset: str, file: str) -> str:
+    """`<mirror>/<dataset>/<file>`, or the mirror's own {dataset}/{file} placeholders."""
+    if "{" in mirror:
+        return mirror.format(dataset=dataset, file=file)
+    return f"{mirror.rstrip('/')}/{dataset}/{file}"
+
+
+def is_url(location: str) -> bool:
+    return location.startswith(("http://", "https://"))
+
+
+def check_mirrors(download_cfg: DictConfig) -> None:
+    """A local mirror folder that doesn't exist is a typo: say so before any work."""
+    for i, mirror in enumerate(download_cfg.mirrors):
+        if is_url(mirror):
+            continue
+        folder = Path(mirror.split("{", 1)[0]).expanduser()
+        if not folder.is_dir():
+            raise DataError(
+                f"params.yaml: download.mirrors[{i}]: local mirror folder '{mirror}' does not "
+                "exist. Fix: correct the path, or use an http(s):// URL prefix"
+            )
+
+
+def fetch_file(
+    dataset: str, spec: DictConfig, download_cfg: DictConfig, retries: int | None = None
+) -> Fetched:
+    """Return a verified copy of one source file, trying cache, mirrors, then canonical URL."""
+    cache_dir = cache_root(download_cfg) / dataset
+    cached = cache_dir / spec.name
+    algorithm = spec.hash.partition(":")[0]
+    origin_note = cached.with_name(cached.name + ".origin.json")
+    if cached.is_file():
+        if file_hash(cached, algorithm) == spec.hash:
+            origin = _read_origin(origin_note) or {"kind": "canonical", "location": spec.url}
+            return Fetched(spec.name, cached, spec.hash, origin["kind"], origin["location"])
+        log.warning("%s: cached %s fails its checksum; fetching it again", dataset, cached)
+        cached.unlink()
+
+    attempts = [("mirror", mirror_location(m, dataset, spec.name)) for m in download_cfg.mirrors]
+    attempts.append(("canonical", spec.url))
+    failures = []
+    for kind, location in attempts:
+        try:
+            if is_url(location):
+                _download(location, cached, spec.hash, download_cfg, dataset, retries)
+            else:
+                _copy_local(Path(location).expanduser(), cached, spec.hash, dataset)
+        except SourceUnavailable as err:
+            failures.append(f"{location} ({err})")
+            if kind == "mirror":
+                log.warning("%s: mirror unavailable for %s: %s (%s); trying the next source",
+                            dataset, spec.name, location, err)
+            continue
+        _write_origin(origin_note, kind, location)
+        return Fetched(spec.name, cached, spec.hash, kind, location)
+    raise SourceUnavailable(f"{dataset}/{spec.name}: no source reachable: " + "; ".join(failures))
+
+
+def _download(
+    url: str, dest: Path, expected: str, download_cfg: DictConfig, dataset: str,
+    retries: int | None,
+) -> None:
+    import pooch
+    import requests
+
+    retries = download_cfg.retries if retries is None else retries
+    downloader = pooch.HTTPDownloader(progressbar=_show_progress(), timeout=download_cfg.timeout)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+    for attempt in range(retries + 1):
+        try:
+            downloader(url, str(tmp), None)
+            _move_if_verified(tmp, dest, expected, dataset, url)
+            return
+        except requests.HTTPError as err:
+            status = err.response.status_code if err.response is not None else 0
+            if status < 500:  # 404, 403...: asking again won't help
+                raise SourceUnavailable(f"HTTP {status}") from None
+            reason = f"HTTP {status}"
+        except requests.ConnectionError as err:
+            if _is_name_resolution_error(err):
+                raise SourceUnavailable("no network: host name does not resolve") from None
+            reason = _short(err)
+        except (requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
+            reason = _short(err)
+        except ChecksumMismatch:
+            if attempt == retries:
+                raise
+            reason = "checksum mismatch (possibly a truncated transfer)"
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        if attempt < retries:
+            wait = min(2**attempt, 10)
+            log.warning("%s: %s failed (%s); retrying in %ss (%d/%d)",
+                        dataset, url, reason, wait, attempt + 1, retries)
+            time.sleep(wait)
+    raise SourceUnavailable(f"{reason}, after {retries + 1} attempts")
+
+
+def _copy_local(source: Path, dest: Path, expected: str, dataset: str) -> None:
+    if not source.is_file():
+        raise SourceUnavailable("not in the mirror folder")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+    try:
+        shutil.copyfile(source, tmp)
+        _move_if_verified(tmp, dest, expected, dataset, str(source))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _move_if_verified(tmp: Path, dest: Path, expected: str, dataset: str, origin: str) -> None:
+    actual = file_hash(tmp, expected.partition(":")[0])
+    if actual != expected:
+        raise ChecksumMismatch(
+            f"{dataset}: checksum mismatch for {dest.name} from {origin}: expected {expected}, "
+            f"got {actual}. The file was discarded. Fix: if upstream really changed, update "
+            f"the hash in params.yaml (datasets.{dataset}.source.files); otherwise remove that "
+            "source (mirror) or try again later"
+        )
+    os.replace(tmp, dest)
+
+
+def _is_name_resolution_error(err: Exception) -> bool:
+    text = repr(err)
+    return "NameResolutionError" in text or "Name or service not known" in text or (
+        "Temporary failure in name resolution" in text
+    )
+
+
+def _short(err: Exception) -> str:
+    return type(err).__name__
+
+
+def _show_progress() -> bool:
+    """tqdm bars when a person watches; none in logs of CI runs."""
+    import sys
+
+    return sys.stderr.isatty()
+
+
+def _read_origin(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_origin(path: Path, kind: str, location: str) -> None:
+    from pipeline.files import write_json
+
+    write_json(path, {"kind": kind, "location": location})
