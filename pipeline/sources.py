@@ -18,7 +18,6 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from pipeline.files import DataError, file_hash
