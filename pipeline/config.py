@@ -102,10 +102,51 @@ class Download:
 
 
 @dataclass
+class Tracking:
+    uri: str | None = MISSING  # null: sqlite:///mlflow.db here ($MLFLOW_TRACKING_URI wins)
+
+
+@dataclass
+class Baseline:
+    cv_folds: int = MISSING
+    n_jobs: int | None = MISSING
+    classifier: dict[str, Any] = MISSING  # SGDClassifier arguments
+    regressor: dict[str, Any] = MISSING  # SGDRegressor arguments
+
+
+@dataclass
+class EarlyStopping:
+    monitor: str = MISSING
+    patience: int = MISSING
+
+
+@dataclass
+class KFold:
+    folds: int = MISSING
+    epochs: int = MISSING
+
+
+@dataclass
+class Model:
+    dataset: str = MISSING
+    layers: list[dict[str, Any]] = MISSING  # {type: <keras.layers class>, **its arguments}
+    optimizer: dict[str, Any] = MISSING  # {type: <keras optimizer name>, **its arguments}
+    loss: str = MISSING
+    metrics: list[str] = MISSING
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    early_stopping: EarlyStopping | None = None
+    kfold: KFold | None = None
+
+
+@dataclass
 class Params:
     seed: int = MISSING
     download: Download = MISSING
     datasets: dict[str, Dataset] = MISSING
+    tracking: Tracking = MISSING
+    baseline: Baseline = MISSING
+    models: dict[str, Model] = MISSING
 
 
 def _fail(key: str, problem: str, fix: str) -> ConfigError:
@@ -150,6 +191,16 @@ def dataset_config(params: DictConfig, name: str) -> DictConfig:
     return params.datasets[name]
 
 
+def model_config(params: DictConfig, name: str) -> DictConfig:
+    """The entry of one Keras model; an unknown name lists the known ones."""
+    if name not in params.models:
+        raise ConfigError(
+            f"unknown model '{name}'. Fix: use one of: {', '.join(params.models)} (or add an "
+            "entry under `models:` in params.yaml)"
+        )
+    return params.models[name]
+
+
 def _check_values(cfg: DictConfig) -> None:
     """Range and cross-field checks the type system can't express."""
     if cfg.download.retries < 0:
@@ -158,6 +209,29 @@ def _check_values(cfg: DictConfig) -> None:
         raise _fail("download.timeout", "must be positive", "use a number of seconds > 0")
     for name, ds in cfg.datasets.items():
         _check_dataset(f"datasets.{name}", ds)
+    if cfg.baseline.cv_folds < 2:
+        raise _fail("baseline.cv_folds", "needs at least 2 folds", "use 5 (the books' choice)")
+    for name, model in cfg.models.items():
+        _check_model(f"models.{name}", model, cfg)
+
+
+def _check_model(key: str, model: DictConfig, cfg: DictConfig) -> None:
+    if model.dataset not in cfg.datasets:
+        raise _fail(f"{key}.dataset", f"unknown dataset '{model.dataset}'",
+                    f"use one of: {', '.join(cfg.datasets)}")
+    for field_name in ("epochs", "batch_size"):
+        if model[field_name] < 1:
+            raise _fail(f"{key}.{field_name}", f"{model[field_name]} is not positive", "use >= 1")
+    if not model.layers:
+        raise _fail(f"{key}.layers", "no layers", "list at least the output layer")
+    for i, layer in enumerate(model.layers):
+        if "type" not in layer:
+            raise _fail(f"{key}.layers[{i}]", "no `type`", "name a keras.layers class, e.g. Dense")
+    if "type" not in model.optimizer:
+        raise _fail(f"{key}.optimizer", "no `type`", "e.g. {type: rmsprop, learning_rate: 0.001}")
+    if model.kfold is not None and (model.kfold.folds < 2 or model.kfold.epochs < 1):
+        raise _fail(f"{key}.kfold", "needs folds >= 2 and epochs >= 1",
+                    "e.g. {folds: 4, epochs: 100}")
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:

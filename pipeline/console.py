@@ -17,10 +17,11 @@ from pipeline.errors import ConfigError, DataError
 
 QUIET_ENV = {
     # Libraries' noise off before they are imported (see ../shared/STACK.md).
-    "TF_CPP_MIN_LOG_LEVEL": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "3",  # 1 silences import chatter; 3 also tf.data's bogus E-lines
     "TF_ENABLE_ONEDNN_OPTS": "0",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DVC_NO_ANALYTICS": "1",
+    "MLFLOW_LOGGING_LEVEL": "ERROR",  # environment-export chatter on every log_model
 }
 
 REAL_SOURCES = ("canonical", "mirror")

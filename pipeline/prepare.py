@@ -85,7 +85,7 @@ def prepare(name: str, params: DictConfig, data_dir: Path) -> dict[str, Any]:
             "dataset": name,
             "task": ds.task,
             "classes": OmegaConf.to_container(ds.classes) if ds.classes else None,
-            "source": {k: source[k] for k in ("kind", "detail", "files") if k in source},
+            "source": {k: source[k] for k in ("kind", "detail", "reason", "files") if k in source},
             "preprocess": {"kind": transform.kind, **transform.options, **transform.fitted},
             "splits": {},
             "checks": checks,

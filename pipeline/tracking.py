@@ -1,0 +1,138 @@
+"""MLflow tracking: where runs go, what every run carries, batched logging.
+
+Default: an embedded SQLite store in the project (`mlflow.db`), nothing to start;
+`mlflow ui --backend-store-uri sqlite:///mlflow.db` shows it. `tracking.uri` in
+params.yaml or `MLFLOW_TRACKING_URI` sends everything to a server instead. A
+store that can't be reached fails before any training, in one line.
+All logging is batched (one `log_batch` per 100 values): over HTTP, single
+calls are ~100x slower.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.errors import ConfigError
+
+log = logging.getLogger("pipeline.tracking")
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 100  # MLflow's limit of params per log_batch call (metrics: 1000)
+
+
+class TrackingUnavailable(ConfigError):
+    """The MLflow tracking store did not answer."""
+
+
+def tracking_uri(params: DictConfig) -> str:
+    configured = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
+    return configured or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def connect(params: DictConfig) -> str:
+    """Point MLflow at the store and prove it answers, fast, before any work is done."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    import mlflow
+
+    uri = tracking_uri(params)
+    mlflow.set_tracking_uri(uri)
+    try:
+        mlflow.search_experiments(max_results=1)
+    except Exception as err:  # any failure here means: no usable store
+        raise TrackingUnavailable(
+            f"MLflow tracking store {uri} cannot be reached ({type(err).__name__}). Fix: start "
+            "the server, or unset MLFLOW_TRACKING_URI / set tracking.uri: null in params.yaml "
+            "to use the embedded store"
+        ) from None
+    return uri
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, str]:
+    """{'a': {'b': 1}} -> {'a.b': '1'}: the full config as MLflow params."""
+    if isinstance(data, DictConfig):
+        data = OmegaConf.to_container(data, resolve=True)
+    out: dict[str, str] = {}
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+    elif isinstance(data, list) and any(isinstance(v, (Mapping, list)) for v in data):
+        for i, value in enumerate(data):
+            out.update(flatten(value, f"{prefix}{i}."))
+    else:
+        out[prefix.rstrip(".")] = str(data)[:6000]
+    return out
+
+
+def git_tags() -> dict[str, str]:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=Path.cwd(), capture_output=True,
+                                  text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"git_commit": git("rev-parse", "HEAD") or "unknown",
+            "git_dirty": str(bool(git("status", "--porcelain"))).lower()}
+
+
+def run_tags(dataset: str, manifest: dict, stage: str, kind: str) -> dict[str, str]:
+    """Tags that let a person filter and trust a run in the UI."""
+    return {
+        **git_tags(),
+        "dataset": dataset,
+        "data_source": manifest["source"]["kind"],
+        "data_hash": manifest["splits"]["train"]["sha256"],
+        "dvc_stage": stage,
+        "model_kind": kind,
+    }
+
+
+def log_params(client, run_id: str, params: Mapping[str, str]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, v) for k, v in params.items()]
+    for start in range(0, len(items), BATCH):
+        client.log_batch(run_id, params=items[start : start + BATCH])
+
+
+def log_metrics(client, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+    log_metric_series(client, run_id, [(step, metrics)])
+
+
+def log_metric_series(
+    client, run_id: str, series: Iterable[tuple[int, Mapping[str, float]]]
+) -> None:
+    """Per-epoch metrics (step = epoch) in as few calls as possible."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [Metric(key, float(value), now, step)
+             for step, metrics in series for key, value in metrics.items()]
+    for start in range(0, len(items), 1000):
+        client.log_batch(run_id, metrics=items[start : start + 1000])
+
+
+def log_keras_model(model, signature, input_example, artifact_path: str = "model") -> None:
+    """Log a Keras model as an MLflow model, with its signature and input example.
+
+    `mlflow.keras.log_model(..., input_example=...)` fails in MLflow 3.17 (it writes the
+    example before creating its folder), so the model is saved locally with
+    `mlflow.keras.save_model` and uploaded as the run's `model` artifact: it loads with
+    `mlflow.keras.load_model("runs:/<run_id>/model")` and serves like any MLflow model.
+    """
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.keras.save_model(model, tmp, signature=signature, input_example=input_example)
+        mlflow.log_artifacts(tmp, artifact_path)

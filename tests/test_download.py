@@ -1,0 +1,534 @@
+"""Stage `download`: cache -> mirrors -> canonical URL, checksums, fallbacks, atomicity.
+
+Every network transfer goes to the fixture server on 127.0.0.1 (tests/conftest.py),
+which misbehaves on purpose; "no network" is a closed port on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, closed_port_url, make_upstream_files, serve_all, sha256, tiny_params
+
+from pipeline.config import compose
+from pipeline.download import download, read_source
+from pipeline.errors import DataError
+from pipeline.probe import probe
+
+FASHION = [
+    "train-labels-idx1-ubyte.gz",
+    "train-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+]
+
+
+@pytest.fixture(autouse=True)
+def _no_home_cache(monkeypatch, tmp_path):
+    """Never read or write ~/.cache: the env override is unset, the OS cache points at tmp."""
+    monkeypatch.delenv("KERAS_PIPELINE_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    yield
+    assert not (tmp_path / "xdg-cache").exists(), "the OS cache dir was used"
+
+
+def _params(base_url, files, tmp_path, **download_overrides):
+    return compose(tiny_params(base_url, files, tmp_path / "cache", **download_overrides))
+
+
+def _raw(tmp_path: Path, name: str, root: str = "data") -> Path:
+    return tmp_path / root / name / "raw"
+
+
+def _all_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in _all_files(folder)
+    }
+
+
+def _no_partials(folder: Path) -> None:
+    leftovers = [p for p in folder.rglob("*") if ".part-" in p.name or ".tmp-" in p.name]
+    assert leftovers == []
+
+
+def _read_idx_gz(path: Path) -> np.ndarray:
+    """An independent idx parser (not pipeline.files), checking the header against the data."""
+    raw = gzip.decompress(path.read_bytes())
+    assert raw[:3] == b"\x00\x00\x08", raw[:4]
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    header = 4 + 4 * ndim
+    assert len(raw) == header + int(np.prod(shape))
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+
+
+# --- 1. success, and the second call is free ----------------------------------------
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "imdb"])
+def test_success_lands_all_files_and_second_call_makes_no_request(
+    file_server, upstream_files, tmp_path, name
+):
+    serve_all(file_server, upstream_files)
+    params = _params(file_server.base_url, upstream_files, tmp_path)
+    raw = _raw(tmp_path, name)
+
+    record = download(name, params, raw)
+
+    expected = upstream_files[name]
+    assert sorted(p.name for p in raw.iterdir()) == sorted([*expected, "source.json"])
+    for fname, data in expected.items():
+        assert (raw / fname).read_bytes() == data
+    assert record["kind"] == "canonical"
+    assert record["dataset"] == name
+    assert record["files"] == {fname: sha256(data) for fname, data in expected.items()}
+    assert read_source(raw) == record
+    assert sum(file_server.hits.values()) == len(expected)
+    for fname in expected:
+        assert file_server.hits[f"{name}/{fname}"] == 1
+    _no_partials(tmp_path)
+
+    # Already in place: nothing fetched, nothing rewritten.
+    before = _snapshot(raw)
+    again = download(name, params, raw)
+    assert again == record
+    assert _snapshot(raw) == before
+    assert sum(file_server.hits.values()) == len(expected)
+
+    # raw/ gone but the cache still holds the files: rebuilt without any request.
+    other = _raw(tmp_path, name, root="data2")
+    third = download(name, params, other)
+    assert third["kind"] == "canonical"
+    assert third["files"] == record["files"]
+    for fname, data in expected.items():
+        assert (other / fname).read_bytes() == data
+    assert sum(file_server.hits.values()) == len(expected)
+
+
+def test_cache_dir_from_environment(file_server, upstream_files, tmp_path, monkeypatch):
+    serve_all(file_server, upstream_files)
+    raw_params = tiny_params(file_server.base_url, upstream_files, tmp_path / "cache")
+    raw_params["download"]["cache_dir"] = None
+    monkeypatch.setenv("KERAS_PIPELINE_CACHE", str(tmp_path / "env-cache"))
+
+    download("mnist", compose(raw_params), _raw(tmp_path, "mnist"))
+
+    cached = tmp_path / "env-cache" / "mnist" / "mnist.npz"
+    assert cached.read_bytes() == upstream_files["mnist"]["mnist.npz"]
+    assert not (tmp_path / "cache").exists()
+
+
+# --- 2. checksum mismatch -----------------------------------------------------------
+
+
+def test_checksum_mismatch_is_a_hard_error_and_leaves_nothing(
+    file_server, upstream_files, tmp_path
+):
+    serve_all(file_server, upstream_files)
+    file_server.mode["mnist/mnist.npz"] = "wrong"
+    params = _params(file_server.base_url, upstream_files, tmp_path, retries=0)
+    raw = _raw(tmp_path, "mnist")
+
+    with pytest.raises(DataError) as err:
+        download("mnist", params, raw)
+
+    good = upstream_files["mnist"]["mnist.npz"]
+    message = str(err.value)
+    assert "mnist" in message
+    assert "mnist.npz" in message
+    assert file_server.url("mnist/mnist.npz") in message
+    assert sha256(good) in message
+    assert sha256(good[::-1]) in message  # the bytes actually served
+    assert _all_files(tmp_path / "cache") == []
+    _no_partials(tmp_path)
+    assert not raw.exists()
+    assert not raw.parent.exists() or list(raw.parent.iterdir()) == []
+
+
+def test_checksum_mismatch_does_not_fall_back(file_server, upstream_files, tmp_path):
+    """Wrong bytes are never 'unreachable': fallback on or not, the stage fails."""
+    serve_all(file_server, upstream_files)
+    file_server.mode["mnist/mnist.npz"] = "wrong"
+    params = _params(file_server.base_url, upstream_files, tmp_path, retries=0, fallback=True)
+    with pytest.raises(DataError, match="checksum mismatch"):
+        download("mnist", params, _raw(tmp_path, "mnist"))
+    assert not _raw(tmp_path, "mnist").exists()
+
+
+# --- 3. 404 -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "kind"), [("mnist", "bundled"), ("fashion_mnist", "generated")])
+def test_404_falls_back(file_server, upstream_files, tmp_path, name, kind):
+    serve_all(file_server, upstream_files)
+    for fname in upstream_files[name]:
+        file_server.mode[f"{name}/{fname}"] = "404"
+    params = _params(file_server.base_url, upstream_files, tmp_path)
+    raw = _raw(tmp_path, name)
+
+    record = download(name, params, raw)
+
+    assert record["kind"] == kind == params.datasets[name].source.fallback.kind
+    assert "404" in record["reason"]
+    assert read_source(raw) == record
+    for fname in upstream_files[name]:
+        assert (raw / fname).is_file()
+        assert record["files"][fname] == sha256((raw / fname).read_bytes())
+        assert record["files"][fname] != sha256(upstream_files[name][fname])
+    # 404 is not retried (retries=1 in tiny_params): one request only.
+    first = f"{name}/{next(iter(upstream_files[name]))}"
+    assert file_server.hits[first] == 1
+    assert _all_files(tmp_path / "cache") == []
+
+
+def test_404_without_fallback_is_an_error(file_server, upstream_files, tmp_path):
+    serve_all(file_server, upstream_files)
+    file_server.mode["mnist/mnist.npz"] = "404"
+    params = _params(file_server.base_url, upstream_files, tmp_path, fallback=False)
+    raw = _raw(tmp_path, "mnist")
+
+    with pytest.raises(DataError) as err:
+        download("mnist", params, raw)
+
+    assert "download.fallback" in str(err.value)
+    assert "404" in str(err.value)
+    assert "mnist.npz" in str(err.value)
+    assert not raw.exists()
+
+
+# --- 4. connection dropped mid-file -------------------------------------------------
+
+
+def test_dropped_once_succeeds_after_a_retry(file_server, upstream_files, tmp_path):
+    serve_all(file_server, upstream_files)
+    file_server.mode["mnist/mnist.npz"] = "drop_once"
+    params = _params(file_server.base_url, upstream_files, tmp_path, retries=1)
+    raw = _raw(tmp_path, "mnist")
+
+    record = download("mnist", params, raw)
+
+    assert file_server.hits["mnist/mnist.npz"] == 2
+    assert record["kind"] == "canonical"
+    assert (raw / "mnist.npz").read_bytes() == upstream_files["mnist"]["mnist.npz"]
+    _no_partials(tmp_path)
+
+
+@pytest.mark.parametrize("fallback", [True, False])
+def test_always_dropped_falls_back_or_fails_without_partial_files(
+    file_server, upstream_files, tmp_path, fallback
+):
+    serve_all(file_server, upstream_files)
+    file_server.mode["mnist/mnist.npz"] = "drop"
+    params = _params(file_server.base_url, upstream_files, tmp_path, retries=1, fallback=fallback)
+    raw = _raw(tmp_path, "mnist")
+
+    if fallback:
+        record = download("mnist", params, raw)
+        assert record["kind"] == "bundled"
+        assert read_source(raw)["kind"] == "bundled"
+    else:
+        with pytest.raises(DataError, match=r"download\.fallback"):
+            download("mnist", params, raw)
+        assert not raw.exists()
+    assert file_server.hits["mnist/mnist.npz"] == 2  # first try + 1 retry
+    assert _all_files(tmp_path / "cache") == []
+    _no_partials(tmp_path)
+
+
+# --- 5. no network: stand-ins in the upstream formats, deterministic ---------------
+
+
+def _offline_params(tmp_path, cache="cache", **overrides):
+    files = make_upstream_files()
+    return compose(tiny_params(closed_port_url(), files, tmp_path / cache, retries=0,
+                               **overrides))
+
+
+def test_no_network_stand_ins_are_in_upstream_formats(tmp_path):
+    params = _offline_params(tmp_path)
+    data = tmp_path / "data"
+    records = {name: download(name, params, data / name / "raw") for name in params.datasets}
+
+    for name, record in records.items():
+        assert record["kind"] == params.datasets[name].source.fallback.kind, name
+        assert record["kind"] in ("generated", "bundled")
+        assert read_source(data / name / "raw") == record
+        for fname, digest in record["files"].items():
+            assert sha256((data / name / "raw" / fname).read_bytes()) == digest
+    assert records["mnist"]["kind"] == "bundled"
+    assert records["fashion_mnist"]["kind"] == "generated"
+
+    with np.load(data / "mnist" / "raw" / "mnist.npz", allow_pickle=False) as f:
+        assert sorted(f.files) == ["x_test", "x_train", "y_test", "y_train"]
+        assert f["x_train"].dtype == np.uint8
+        assert f["x_train"].shape[1:] == (28, 28)
+        assert f["x_test"].shape[1:] == (28, 28)
+        assert f["y_train"].dtype == np.uint8
+        assert len(f["x_train"]) == len(f["y_train"]) > 0
+        assert len(f["x_test"]) == len(f["y_test"]) == 1000
+        assert set(np.unique(f["y_train"])) <= set(range(10))
+
+    opts = params.datasets.fashion_mnist.source.fallback.options
+    fashion = {fname: _read_idx_gz(data / "fashion_mnist" / "raw" / fname) for fname in FASHION}
+    assert fashion["train-images-idx3-ubyte.gz"].shape == (opts.train_size, 28, 28)
+    assert fashion["train-labels-idx1-ubyte.gz"].shape == (opts.train_size,)
+    assert fashion["t10k-images-idx3-ubyte.gz"].shape == (opts.test_size, 28, 28)
+    assert fashion["t10k-labels-idx1-ubyte.gz"].shape == (opts.test_size,)
+    assert fashion["train-labels-idx1-ubyte.gz"].max() <= 9
+
+    with np.load(data / "imdb" / "raw" / "imdb.npz", allow_pickle=True) as f:
+        assert sorted(f.files) == ["x_test", "x_train", "y_test", "y_train"]
+        for split in ("x_train", "x_test"):
+            x = f[split]
+            assert x.dtype == object
+            assert all(isinstance(row, list) and all(isinstance(w, int) for w in row)
+                       for row in x)
+        assert set(np.unique(f["y_train"])) <= {0, 1}
+        assert len(f["x_train"]) == len(f["y_train"])
+    index = json.loads((data / "imdb" / "raw" / "imdb_word_index.json").read_text())
+    assert index and all(isinstance(v, int) for v in index.values())
+
+    with np.load(data / "reuters" / "raw" / "reuters.npz", allow_pickle=True) as f:
+        assert sorted(f.files) == ["x", "y"]
+        assert f["x"].dtype == object
+        assert len(f["x"]) == len(f["y"])
+
+    with np.load(data / "boston_housing" / "raw" / "boston_housing.npz") as f:
+        assert sorted(f.files) == ["x", "y"]
+        assert f["x"].ndim == 2 and f["x"].shape[1] == 13
+        assert len(f["x"]) == len(f["y"])
+
+
+def test_generated_data_is_deterministic(tmp_path):
+    names = ["fashion_mnist", "imdb", "reuters"]
+    runs = []
+    for run in ("a", "b"):
+        params = _offline_params(tmp_path, cache=f"cache-{run}")
+        for name in names:
+            download(name, params, _raw(tmp_path, name, root=f"data-{run}"))
+        runs.append(tmp_path / f"data-{run}")
+    for name in names:
+        for fname in make_upstream_files()[name]:
+            a = (runs[0] / name / "raw" / fname).read_bytes()
+            b = (runs[1] / name / "raw" / fname).read_bytes()
+            assert a == b, f"{name}/{fname} differs between two fresh runs"
+
+
+# --- 6. mirrors ---------------------------------------------------------------------
+
+
+def test_local_folder_mirror_is_used_before_canonical(file_server, upstream_files, tmp_path):
+    serve_all(file_server, upstream_files)
+    mirror = tmp_path / "mirror"
+    for fname, data in upstream_files["fashion_mnist"].items():
+        (mirror / "fashion_mnist").mkdir(parents=True, exist_ok=True)
+        (mirror / "fashion_mnist" / fname).write_bytes(data)
+    params = _params(file_server.base_url, upstream_files, tmp_path, mirrors=[str(mirror)])
+    raw = _raw(tmp_path, "fashion_mnist")
+
+    record = download("fashion_mnist", params, raw)
+
+    assert record["kind"] == "mirror"
+    assert str(mirror / "fashion_mnist") in record["detail"]
+    assert file_server.hits == {}
+    for fname, data in upstream_files["fashion_mnist"].items():
+        assert (raw / fname).read_bytes() == data
+
+
+@pytest.mark.parametrize("style", ["prefix", "placeholder"])
+def test_url_mirror(file_server, upstream_files, tmp_path, style):
+    for fname, data in upstream_files["imdb"].items():
+        file_server.files[f"canon/imdb/{fname}"] = data
+        file_server.files[f"mirror/imdb/{fname}" if style == "prefix" else f"flat/{fname}"] = data
+    mirror = (f"{file_server.base_url}/mirror/" if style == "prefix"
+              else f"{file_server.base_url}/flat/{{file}}")
+    params = compose(tiny_params(f"{file_server.base_url}/canon", upstream_files,
+                                 tmp_path / "cache", mirrors=[mirror]))
+
+    record = download("imdb", params, _raw(tmp_path, "imdb"))
+
+    assert record["kind"] == "mirror"
+    assert not any(path.startswith("canon/") for path in file_server.hits)
+    for fname, data in upstream_files["imdb"].items():
+        served = f"mirror/imdb/{fname}" if style == "prefix" else f"flat/{fname}"
+        assert file_server.hits[served] == 1
+        assert (_raw(tmp_path, "imdb") / fname).read_bytes() == data
+
+
+def test_mirror_missing_a_file_falls_through_to_canonical(file_server, upstream_files, tmp_path):
+    serve_all(file_server, upstream_files)
+    mirror = tmp_path / "mirror"
+    (mirror / "imdb").mkdir(parents=True)
+    (mirror / "imdb" / "imdb.npz").write_bytes(upstream_files["imdb"]["imdb.npz"])
+    params = _params(file_server.base_url, upstream_files, tmp_path, mirrors=[str(mirror)])
+
+    record = download("imdb", params, _raw(tmp_path, "imdb"))
+
+    assert record["kind"] == "mirror"  # at least one file came from the mirror
+    assert "imdb/imdb.npz" not in file_server.hits
+    assert file_server.hits["imdb/imdb_word_index.json"] == 1
+
+
+def test_unreachable_url_mirror_is_skipped_with_a_warning(
+    file_server, upstream_files, tmp_path, caplog
+):
+    serve_all(file_server, upstream_files)
+    dead = closed_port_url()
+    params = _params(file_server.base_url, upstream_files, tmp_path, mirrors=[dead], retries=0)
+    raw = _raw(tmp_path, "mnist")
+
+    with caplog.at_level(logging.WARNING, logger="pipeline.download"):
+        record = download("mnist", params, raw)
+
+    assert record["kind"] == "canonical"
+    assert file_server.hits["mnist/mnist.npz"] == 1
+    assert (raw / "mnist.npz").read_bytes() == upstream_files["mnist"]["mnist.npz"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("mirror unavailable" in w and dead in w for w in warnings), warnings
+
+
+def test_missing_local_mirror_folder_fails_before_any_request(
+    file_server, upstream_files, tmp_path
+):
+    serve_all(file_server, upstream_files)
+    missing = tmp_path / "no-such-mirror"
+    params = _params(file_server.base_url, upstream_files, tmp_path, mirrors=[str(missing)])
+
+    with pytest.raises(DataError) as err:
+        download("mnist", params, _raw(tmp_path, "mnist"))
+
+    assert "download.mirrors[0]" in str(err.value)
+    assert str(missing) in str(err.value)
+    assert file_server.hits == {}
+    assert not (tmp_path / "data").exists()
+
+
+# --- 7. the network comes back ------------------------------------------------------
+
+
+def test_network_comes_back(file_server, upstream_files, tmp_path):
+    name = "fashion_mnist"
+    data = tmp_path / "data"
+    raw = data / name / "raw"
+    offline = tiny_params(closed_port_url(), upstream_files, tmp_path / "cache", retries=0)
+    online = tiny_params(file_server.base_url, upstream_files, tmp_path / "cache", retries=0)
+
+    first = download(name, compose(offline), raw)
+    assert first["kind"] == "generated"
+    before = _snapshot(raw)
+
+    # Still offline: the stand-in stays, untouched (not regenerated, not rewritten).
+    second = download(name, compose(offline), raw)
+    assert second == first
+    assert _snapshot(raw) == before
+
+    assert probe(offline, data) == {n: False for n in offline["datasets"]}
+    # The server is up, but does not have the files yet.
+    assert probe(online, data)[name] is False
+    assert file_server.hits == {f"{name}/{FASHION[0]}": 1}
+
+    serve_all(file_server, upstream_files)
+    status = probe(online, data)
+    assert status[name] is True
+    assert not any(v for n, v in status.items() if n != name)  # not downloaded: no stand-in
+    assert _snapshot(raw) == before  # probing changes nothing
+
+    third = download(name, compose(online), raw)
+    assert third["kind"] == "canonical"
+    assert read_source(raw)["kind"] == "canonical"
+    for fname, payload in upstream_files[name].items():
+        assert (raw / fname).read_bytes() == payload
+    assert probe(online, data)[name] is False  # real data now: nothing to switch
+
+
+# --- 8. atomicity -------------------------------------------------------------------
+
+
+def test_failed_download_leaves_complete_raw_dir_untouched(file_server, upstream_files, tmp_path):
+    name = "fashion_mnist"
+    serve_all(file_server, upstream_files)
+    raw = _raw(tmp_path, name)
+    download(name, _params(file_server.base_url, upstream_files, tmp_path), raw)
+    before = _snapshot(raw)
+    assert len(before) == 5
+
+    # Upstream publishes new files (new hashes); the second one is not there (404).
+    new = make_upstream_files(seed=1)
+    serve_all(file_server, new)
+    file_server.mode[f"{name}/{FASHION[1]}"] = "404"
+    params = _params(file_server.base_url, new, tmp_path, fallback=False)
+
+    with pytest.raises(DataError, match=FASHION[1]):
+        download(name, params, raw)
+
+    assert file_server.hits[f"{name}/{FASHION[0]}"] == 2  # the first new file was fetched
+    assert _snapshot(raw) == before
+    assert sorted(p.name for p in raw.parent.iterdir()) == ["raw"]  # no temp dir left
+
+
+def test_failed_download_leaves_stand_in_untouched(file_server, upstream_files, tmp_path):
+    name = "fashion_mnist"
+    raw = _raw(tmp_path, name)
+    download(name, _offline_params(tmp_path), raw)
+    before = _snapshot(raw)
+
+    serve_all(file_server, upstream_files)
+    file_server.mode[f"{name}/{FASHION[1]}"] = "wrong"
+    params = _params(file_server.base_url, upstream_files, tmp_path, retries=0)
+    with pytest.raises(DataError, match="checksum mismatch"):
+        download(name, params, raw)
+
+    assert _snapshot(raw) == before
+    assert read_source(raw)["kind"] == "generated"
+    assert sorted(p.name for p in raw.parent.iterdir()) == ["raw"]
+
+
+# --- 9. CLI -------------------------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_PIPELINE_CACHE"}
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.download", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env=env, check=False,
+    )
+
+
+def test_cli_unknown_dataset():
+    result = _cli("nosuch")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ERROR")
+    assert "nosuch" in lines[0]
+    for known in ("mnist", "fashion_mnist", "imdb", "reuters", "boston_housing"):
+        assert known in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_help():
+    result = _cli("--help")
+    assert result.returncode == 0
+    assert "usage: python -m pipeline.download" in result.stdout
+    assert "dataset" in result.stdout
+    assert "--params" in result.stdout and "--data-dir" in result.stdout
+
+
+def test_sha256_helper_matches_hashlib():
+    """Guard for the tests themselves: conftest's sha256 is the params.yaml form."""
+    assert sha256(b"abc") == "sha256:" + hashlib.sha256(b"abc").hexdigest()
