@@ -17,7 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, closed_port_url, make_upstream_files, serve_all, sha256, tiny_params
+from conftest import (
+    ROOT,
+    closed_port_url,
+    idx_gz_bytes,
+    make_upstream_files,
+    serve_all,
+    sha256,
+    tiny_params,
+)
 
 from pipeline.config import compose
 from pipeline.download import download, read_source
@@ -468,6 +476,8 @@ def test_failed_download_leaves_complete_raw_dir_untouched(file_server, upstream
 
     # Upstream publishes new files (new hashes); the second one is not there (404).
     new = make_upstream_files(seed=1)
+    new[name][FASHION[0]] = idx_gz_bytes((np.arange(100)[::-1] % 10).astype(np.uint8))
+    assert new[name][FASHION[0]] != upstream_files[name][FASHION[0]]
     serve_all(file_server, new)
     file_server.mode[f"{name}/{FASHION[1]}"] = "404"
     params = _params(file_server.base_url, new, tmp_path, fallback=False)
@@ -476,6 +486,9 @@ def test_failed_download_leaves_complete_raw_dir_untouched(file_server, upstream
         download(name, params, raw)
 
     assert file_server.hits[f"{name}/{FASHION[0]}"] == 2  # the first new file was fetched
+    assert file_server.hits[f"{name}/{FASHION[1]}"] == 2  # ... and the second one 404ed
+    cached = tmp_path / "cache" / name / FASHION[0]
+    assert cached.read_bytes() == new[name][FASHION[0]]  # verified, kept for next time
     assert _snapshot(raw) == before
     assert sorted(p.name for p in raw.parent.iterdir()) == ["raw"]  # no temp dir left
 

@@ -1,0 +1,80 @@
+"""Parsers and checksums against real upstream bytes in ../shared/datasets (skipped if absent).
+
+Nothing here copies those files into the project; they are read in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from importlib import resources
+
+import numpy as np
+import pytest
+from conftest import project_params
+
+from pipeline.config import compose
+from pipeline.files import file_hash, read_idx_gz
+from pipeline.formats import load_upstream
+
+
+def pinned(dataset: str, file: str) -> str:
+    files = project_params()["datasets"][dataset]["source"]["files"]
+    return next(f["hash"] for f in files if f["name"] == file)
+
+
+def test_checksums_match_published_values(shared_datasets):
+    sums = dict(line.split()[::-1] for line in (shared_datasets / "SHA256SUMS").read_text()
+                .splitlines() if line.strip())
+    for path, digest in sums.items():
+        assert file_hash(shared_datasets / path) == f"sha256:{digest}", path
+    for dataset, file in [("boston_housing", "boston_housing.npz"),
+                          ("imdb", "imdb_word_index.json"),
+                          ("fashion_mnist", "train-labels-idx1-ubyte.gz"),
+                          ("fashion_mnist", "t10k-labels-idx1-ubyte.gz")]:
+        assert file_hash(shared_datasets / dataset / file) == pinned(dataset, file)
+    word_index = (shared_datasets / "imdb" / "imdb_word_index.json").read_bytes()
+    assert hashlib.md5(word_index).hexdigest() == "bfafd718b763782e994055a2d397834f"
+
+
+def test_boston_loader_equals_keras_on_the_real_file(shared_datasets, monkeypatch):
+    keras = pytest.importorskip("keras")
+    module = importlib.import_module("keras.src.datasets.boston_housing")
+    real = shared_datasets / "boston_housing" / "boston_housing.npz"
+    monkeypatch.setattr(module, "get_file", lambda *a, **k: str(real))
+    (kx_tr, ky_tr), (kx_te, ky_te) = keras.datasets.boston_housing.load_data()
+
+    load = compose(project_params()).datasets.boston_housing.load
+    ours = load_upstream(load, real.parent, "boston_housing")
+
+    assert ours.x_train.shape == (404, 13) and ours.x_test.shape == (102, 13)
+    for a, b in [(ours.x_train, kx_tr), (ours.y_train, ky_tr), (ours.x_test, kx_te),
+                 (ours.y_test, ky_te)]:
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bundled_boston_table_is_the_real_data(shared_datasets):
+    with np.load(shared_datasets / "boston_housing" / "boston_housing.npz") as f:
+        x, y = f["x"], f["y"]
+    table = np.loadtxt(resources.files("mlxtend") / "data" / "data" / "boston_housing.csv",
+                       delimiter=",")
+    assert np.array_equal(table[:, :-1], x) and np.array_equal(table[:, -1], y)
+
+
+def test_real_mnist_idx_files_parse(shared_datasets):
+    images = read_idx_gz(shared_datasets / "mnist" / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx_gz(shared_datasets / "mnist" / "t10k-labels-idx1-ubyte.gz")
+    train_labels = read_idx_gz(shared_datasets / "mnist" / "train-labels-idx1-ubyte.gz")
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (10000,) and train_labels.shape == (60000,)
+    # The published class counts of the MNIST test set.
+    assert np.bincount(labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974,
+                                            1009]
+    assert images.max() == 255 and images.min() == 0
+
+
+def test_real_fashion_label_files_parse(shared_datasets):
+    train = read_idx_gz(shared_datasets / "fashion_mnist" / "train-labels-idx1-ubyte.gz")
+    test = read_idx_gz(shared_datasets / "fashion_mnist" / "t10k-labels-idx1-ubyte.gz")
+    assert np.bincount(train).tolist() == [6000] * 10
+    assert np.bincount(test).tolist() == [1000] * 10
