@@ -218,6 +218,19 @@ def test_404_without_fallback_is_an_error(file_server, upstream_files, tmp_path)
     assert not raw.exists()
 
 
+def test_server_error_is_retried_then_falls_back(file_server, upstream_files, tmp_path):
+    serve_all(file_server, upstream_files)
+    file_server.mode["mnist/mnist.npz"] = "500"
+    params = _params(file_server.base_url, upstream_files, tmp_path, retries=1)
+
+    record = download("mnist", params, _raw(tmp_path, "mnist"))
+
+    assert file_server.hits["mnist/mnist.npz"] == 2  # 5xx is transient: retried once
+    assert record["kind"] == "bundled"
+    assert "500" in record["reason"]
+    assert _all_files(tmp_path / "cache") == []
+
+
 # --- 4. connection dropped mid-file -------------------------------------------------
 
 
@@ -491,6 +504,38 @@ def test_failed_download_leaves_complete_raw_dir_untouched(file_server, upstream
     assert cached.read_bytes() == new[name][FASHION[0]]  # verified, kept for next time
     assert _snapshot(raw) == before
     assert sorted(p.name for p in raw.parent.iterdir()) == ["raw"]  # no temp dir left
+
+
+def test_failure_while_writing_raw_dir_leaves_it_untouched(
+    file_server, upstream_files, tmp_path, monkeypatch
+):
+    """Even a failure after every file is fetched (disk full on the 2nd copy) keeps raw/."""
+    import pipeline.download as stage
+
+    name = "fashion_mnist"
+    serve_all(file_server, upstream_files)
+    raw = _raw(tmp_path, name)
+    download(name, _params(file_server.base_url, upstream_files, tmp_path), raw)
+    before = _snapshot(raw)
+
+    new = make_upstream_files(seed=1)
+    serve_all(file_server, new)
+    real_copy = stage.shutil.copyfile
+    copies = []
+
+    def flaky_copy(src, dst, *args, **kwargs):
+        copies.append(dst)
+        if len(copies) == 2:
+            raise OSError(28, "No space left on device")
+        return real_copy(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(stage.shutil, "copyfile", flaky_copy)
+    with pytest.raises(OSError, match="No space left"):
+        download(name, _params(file_server.base_url, new, tmp_path), raw)
+
+    assert len(copies) == 2
+    assert _snapshot(raw) == before
+    assert sorted(p.name for p in raw.parent.iterdir()) == ["raw"]
 
 
 def test_failed_download_leaves_stand_in_untouched(file_server, upstream_files, tmp_path):

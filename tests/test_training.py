@@ -1,0 +1,183 @@
+"""baseline -> train -> evaluate on tiny prepared data, tracked in a throw-away MLflow store."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import closed_port_url, make_upstream_files, tiny_params
+
+from pipeline.config import compose
+from pipeline.download import download
+from pipeline.errors import ConfigError
+from pipeline.files import load_split
+from pipeline.prepare import prepare
+
+pytest.importorskip("keras")
+mlflow = pytest.importorskip("mlflow")
+
+
+def small_models(raw: dict) -> dict:
+    """The project's models, trained for 2 epochs (K-fold: 2 folds of 2 epochs)."""
+    for model in raw["models"].values():
+        model["epochs"] = 2
+        if model["kfold"]:
+            model["kfold"] = {"folds": 2, "epochs": 2}
+    raw["baseline"]["cv_folds"] = 2
+    raw["baseline"]["n_jobs"] = 1
+    return raw
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Prepared tiny datasets (served from a local mirror folder) and an empty MLflow store."""
+    root = tmp_path_factory.mktemp("training")
+    files = make_upstream_files()
+    mirror = root / "mirror"
+    for name, named in files.items():
+        (mirror / name).mkdir(parents=True)
+        for fname, data in named.items():
+            (mirror / name / fname).write_bytes(data)
+    raw = small_models(tiny_params(closed_port_url(), files, root / "cache",
+                                   mirrors=[str(mirror)]))
+    raw["tracking"]["uri"] = f"sqlite:///{root / 'mlflow.db'}"
+    params = compose(raw)
+    data = root / "data"
+    for name in params.datasets:
+        download(name, params, data / name / "raw")
+        prepare(name, params, data)
+    return {"root": root, "raw": raw, "params": params, "data": data}
+
+
+@pytest.fixture(autouse=True)
+def _tracking(workspace, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlflow.set_tracking_uri(workspace["raw"]["tracking"]["uri"])
+
+
+def run_of(path: Path):
+    return mlflow.MlflowClient().get_run(json.loads(path.read_text())["run_id"])
+
+
+def test_baseline_scores_and_is_tracked(workspace):
+    from pipeline.baseline import baseline
+
+    out = workspace["root"] / "results" / "imdb" / "baseline"
+    metrics = baseline("imdb", workspace["params"], workspace["data"], out)
+
+    for key in ("cv_accuracy", "val_accuracy", "test_accuracy", "test_loss"):
+        assert key in metrics and np.isfinite(metrics[key])
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    run = run_of(out / "run.json")
+    assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert run.data.params["baseline.classifier.loss"] == "log_loss"
+    assert run.data.tags["dataset"] == "imdb" and run.data.tags["data_source"] == "mirror"
+    experiment = mlflow.MlflowClient().get_experiment(run.info.experiment_id)
+    assert experiment.name == "imdb"
+
+
+def test_regression_baseline(workspace):
+    from pipeline.baseline import baseline
+
+    out = workspace["root"] / "results" / "boston_housing" / "baseline"
+    metrics = baseline("boston_housing", workspace["params"], workspace["data"], out)
+    assert {"cv_mae", "test_mae", "test_rmse"} <= set(metrics)
+    assert "val_mae" not in metrics  # Boston has no validation split: K-fold instead
+
+
+@pytest.mark.parametrize("model", ["imdb_dense", "fashion_mnist_cnn", "boston_housing_dense"])
+def test_train_and_evaluate_are_tracked(workspace, model):
+    from pipeline.evaluate import evaluate
+    from pipeline.train import train
+
+    params, data, root = workspace["params"], workspace["data"], workspace["root"]
+    dataset = params.models[model].dataset
+    models_dir, out = root / "models", root / "results" / dataset / model
+    summary = train(model, params, data, models_dir / model)
+    metrics = evaluate(model, params, data, models_dir, out)
+
+    assert (models_dir / model / "model.keras").is_file()
+    run = run_of(models_dir / model / "run.json")
+    client = mlflow.MlflowClient()
+    assert run.info.run_name == f"{dataset} {model} (keras)"
+    assert run.data.params["model.epochs"] == "2" and "dataset.task" in run.data.params
+    history = client.get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in history] == list(range(summary["epochs"]))
+    for key, value in metrics.items():
+        if key.startswith("test_") and isinstance(value, float):
+            assert run.data.metrics[key] == pytest.approx(value)
+    assert (out / "metrics.json").is_file() and (out / "history.csv").is_file()
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert "plots/learning_curves.png" in artifacts
+    if params.datasets[dataset].task == "regression":
+        assert "kfold_val_mae" in summary and len(summary["kfold_val_mae"]) == 2
+        assert "plots/predictions.png" in artifacts
+    else:
+        assert "plots/confusion_matrix.png" in artifacts
+        assert len(metrics["confusion_matrix"]) == len(params.datasets[dataset].classes)
+        assert set(metrics["per_class"]) == set(params.datasets[dataset].classes)
+    loaded = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model")
+    x, _ = load_split(data / dataset / "prepared" / "test.npz")
+    x = x[:2].toarray() if hasattr(x, "toarray") else x[:2]
+    assert loaded.predict(x, verbose=0).shape[0] == 2
+
+
+def test_training_is_deterministic(workspace):
+    from pipeline.train import train
+
+    params, data, root = workspace["params"], workspace["data"], workspace["root"]
+    first = root / "det1"
+    second = root / "det2"
+    train("reuters_dense", params, data, first)
+    train("reuters_dense", params, data, second)
+    assert (json.loads((first / "history.json").read_text())
+            == json.loads((second / "history.json").read_text()))
+
+
+def test_nan_loss_fails_and_saves_nothing(workspace):
+    from pipeline.train import TrainingFailed, train
+
+    raw = copy.deepcopy(workspace["raw"])
+    raw["models"]["boston_housing_dense"]["optimizer"]["learning_rate"] = 1e30
+    raw["models"]["boston_housing_dense"]["kfold"] = None
+    out = workspace["root"] / "nan_model"
+    with pytest.raises(TrainingFailed, match=r"NaN.*models\.boston_housing_dense\.optimizer"):
+        train("boston_housing_dense", compose(raw), workspace["data"], out)
+    assert not out.exists()
+
+
+def test_unreachable_tracking_store_fails_before_training(workspace, monkeypatch):
+    from pipeline.train import train
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", closed_port_url())
+    fitted = []
+    monkeypatch.setattr("pipeline.train.fit_once", lambda *a, **k: fitted.append(1))
+    out = workspace["root"] / "no_store"
+    with pytest.raises(ConfigError, match="cannot be reached"):
+        train("imdb_dense", workspace["params"], workspace["data"], out)
+    assert fitted == [] and not out.exists()
+
+
+def test_tracking_failure_after_training_keeps_the_model(workspace, monkeypatch):
+    from pipeline.train import train
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("store went away")
+
+    monkeypatch.setattr("pipeline.train.log_training_run", broken)
+    out = workspace["root"] / "kept"
+    with pytest.raises(ConfigError, match=r"model is saved in .*kept/model\.keras"):
+        train("imdb_dense", workspace["params"], workspace["data"], out)
+    assert (out / "model.keras").is_file() and (out / "history.json").is_file()
+
+
+def test_bad_layer_config_fails_before_training(workspace):
+    from pipeline.train import train
+
+    raw = copy.deepcopy(workspace["raw"])
+    raw["models"]["imdb_dense"]["layers"][0] = {"type": "Dense", "unitz": 16}
+    with pytest.raises(ConfigError, match=r"models\.imdb_dense\.layers\[0\]"):
+        train("imdb_dense", compose(raw), workspace["data"], workspace["root"] / "bad")
