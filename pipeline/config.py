@@ -90,6 +90,7 @@ class Dataset:
     preprocess: Preprocess = MISSING
     split: Split = MISSING
     checks: Checks = MISSING
+    published: list[dict[str, Any]] = field(default_factory=list)  # the books' results
 
 
 @dataclass

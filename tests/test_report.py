@@ -1,0 +1,76 @@
+"""The report stage: rows per model, the books' figures, the stand-in banner, embedded plots."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from conftest import project_params
+
+from pipeline.config import compose
+from pipeline.report import report
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360000002000100a5f67d6a0000000049454e44ae426082")
+
+
+def write(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data)) if not isinstance(data, bytes) else path.write_bytes(data)
+
+
+def fake_results(root: Path, kinds: dict[str, str]) -> None:
+    params = compose(project_params())
+    for name, kind in kinds.items():
+        write(root / "data" / name / "prepared" / "manifest.json",
+              {"source": {"kind": kind, "detail": f"{kind} detail"}})
+        write(root / "results" / name / "baseline" / "metrics.json",
+              {"cv_accuracy": 0.81, "val_accuracy": 0.8, "test_accuracy": 0.79, "test_loss": 0.5,
+               "cv_mae": 3.1, "test_mae": 3.2, "test_mse": 20.0})
+        for model, cfg in params.models.items():
+            if cfg.dataset != name:
+                continue
+            write(root / "results" / name / model / "metrics.json",
+                  {"test_accuracy": 0.876, "test_loss": 0.31, "test_mae": 2.6, "epochs": 4})
+            write(root / "results" / name / model / "plots" / "learning_curves.png", PNG)
+            write(root / "models" / model / "history.json",
+                  {"loss": [1, 0.5], "val_accuracy": [0.8, 0.85], "val_mae": [3.0, 2.7]})
+            write(root / "models" / model / "summary.json", {"train_seconds": 12.34})
+
+
+def test_report_compares_models_and_warns_about_stand_ins(tmp_path):
+    fake_results(tmp_path, {"imdb": "generated", "boston_housing": "canonical",
+                            "mnist": "bundled", "reuters": "mirror",
+                            "fashion_mnist": "canonical"})
+    params = compose(project_params())
+    report(params, tmp_path / "data", tmp_path / "results", tmp_path / "models",
+           tmp_path / "reports")
+
+    md = (tmp_path / "reports" / "report.md").read_text()
+    banner = md.split("## ")[0]
+    assert "NOT REAL RESULTS" in banner
+    assert "imdb: GENERATED" in banner and "mnist: BUNDLED" in banner
+    assert "boston_housing" not in banner and "reuters" not in banner
+    imdb = md.split("## imdb")[1].split("## ")[0]
+    assert "| baseline (SGD linear) | 0.8100 | 0.8000 | 0.7900 |" in imdb
+    assert "| imdb_dense | - | 0.8500 | 0.8760 | 0.3100 | 4 | 12.3 |" in imdb
+    assert "~0.88" in imdb  # the book's figure next to ours
+    boston = md.split("## boston_housing")[1]
+    assert "best val mae" in boston and "| boston_housing_dense | - | 2.7000 | 2.6000 |" in boston
+    assert "](../results/imdb/imdb_dense/plots/learning_curves.png)" in imdb
+
+    page = (tmp_path / "reports" / "report.html").read_text()
+    assert "NOT REAL RESULTS" in page and "class='banner'" in page
+    assert "data:image/png;base64," in page
+    assert not re.search(r"src='(?!data:)", page)  # self-contained: no external files
+
+
+def test_no_banner_when_every_dataset_is_real(tmp_path):
+    kinds = dict.fromkeys(["mnist", "fashion_mnist", "imdb", "reuters", "boston_housing"],
+                          "canonical")
+    fake_results(tmp_path, kinds)
+    report(compose(project_params()), tmp_path / "data", tmp_path / "results",
+           tmp_path / "models", tmp_path / "reports")
+    assert "NOT REAL" not in (tmp_path / "reports" / "report.md").read_text()
+    assert "class='banner'" not in (tmp_path / "reports" / "report.html").read_text()
