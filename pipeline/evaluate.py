@@ -143,9 +143,15 @@ def evaluate(name: str, params: DictConfig, data_dir: Path, models_dir: Path,
     write_history_csv(out_dir / "history.csv", history)
     write_json(out_dir / "metrics.json", metrics)
     log_evaluation(run["run_id"], metrics, out_dir / "plots")
+    summary = json.loads((models_dir / name / "summary.json").read_text())
+    metric, value, higher = tracking.selection_score(ds.task, history, summary)
+    version, champion = tracking.promote_if_best(cfg.dataset, run["run_id"], metric, value,
+                                                 higher)
     headline = {k: round(v, 4) for k, v in metrics.items()
                 if k.startswith("test_") and isinstance(v, float)}
-    log.info("evaluate %s: %s (%s data)", name, headline, manifest["source"]["kind"])
+    log.info("evaluate %s: %s (%s data); registered %s v%s, %s=%.4f%s", name, headline,
+             manifest["source"]["kind"], cfg.dataset, version, metric, value,
+             " -> champion" if champion else "")
     return metrics
 
 

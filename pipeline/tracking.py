@@ -10,6 +10,7 @@ calls are ~100x slower.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -136,3 +137,52 @@ def log_keras_model(model, signature, input_example, artifact_path: str = "model
     with tempfile.TemporaryDirectory() as tmp:
         mlflow.keras.save_model(model, tmp, signature=signature, input_example=input_example)
         mlflow.log_artifacts(tmp, artifact_path)
+
+
+CHAMPION = "champion"
+
+
+def selection_score(task: str, history: dict, summary: dict) -> tuple[str, float, bool]:
+    """(metric name, value, higher_is_better): the validation figure models compete on.
+
+    Never a test metric: the test split only reports, it doesn't choose."""
+    if task == "regression":
+        if "kfold_val_mae_mean" in summary:
+            return "kfold_val_mae_mean", float(summary["kfold_val_mae_mean"]), False
+        return "val_mae", float(min(history.get("val_mae", [float("inf")]))), False
+    return "val_accuracy", float(max(history.get("val_accuracy", [0.0]))), True
+
+
+def promote_if_best(dataset: str, run_id: str, metric: str, value: float, higher: bool):
+    """Register the run's model under the dataset's name; move `champion` if it wins.
+
+    Returns (version, is_champion)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    current = None
+    with contextlib.suppress(MlflowException):  # no registered model or champion yet
+        current = client.get_model_version_by_alias(dataset, CHAMPION)
+    if current is not None and current.run_id == run_id:
+        return current.version, True
+    existing = []
+    with contextlib.suppress(MlflowException):
+        existing = client.search_model_versions(f"name='{dataset}' and run_id='{run_id}'")
+    if existing:
+        version = existing[0]
+    else:  # the client API, quietly (mlflow.register_model prints to the console)
+        with contextlib.suppress(MlflowException):
+            client.create_registered_model(dataset)
+        source = f"{client.get_run(run_id).info.artifact_uri}/model"
+        version = client.create_model_version(
+            dataset, source, run_id=run_id,
+            tags={"selection_metric": metric, "selection_value": str(value)})
+    best = current is None
+    if current is not None:
+        old = float(current.tags.get("selection_value", "nan"))
+        same_metric = current.tags.get("selection_metric") == metric
+        best = not same_metric or old != old or (value > old if higher else value < old)
+    if best:
+        client.set_registered_model_alias(dataset, CHAMPION, version.version)
+    return version.version, best

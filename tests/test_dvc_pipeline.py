@@ -150,6 +150,13 @@ def test_full_pipeline_is_tracked_and_reproducible(file_server, upstream_files, 
         assert keras_run.data.tags["dvc_stage"] == f"train@{model}"
         assert keras_run.data.tags["data_source"] == "canonical"
 
+    # One model's param: only that model's train/evaluate (and the report) rerun.
+    params["models"]["boston_housing_dense"]["batch_size"] = 8
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    output, _ = repro(project, env, "*")
+    assert ran(output) == {"probe", "train@boston_housing_dense",
+                           "evaluate@boston_housing_dense", "report"}, output
+
     metrics = project / "results" / "imdb" / "imdb_dense" / "metrics.json"
     before = metrics.read_text()
     output, _ = repro(project, env, "-f", "-s", "train@imdb_dense", "evaluate@imdb_dense")

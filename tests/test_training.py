@@ -181,3 +181,83 @@ def test_bad_layer_config_fails_before_training(workspace):
     raw["models"]["imdb_dense"]["layers"][0] = {"type": "Dense", "unitz": 16}
     with pytest.raises(ConfigError, match=r"models\.imdb_dense\.layers\[0\]"):
         train("imdb_dense", compose(raw), workspace["data"], workspace["root"] / "bad")
+
+
+def test_champion_alias_moves_only_for_a_better_validation_score(workspace):
+    import keras
+
+    from pipeline import tracking
+
+    mlflow.set_experiment("registry-test")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    example = np.zeros((1, 3), dtype=np.float32)
+    runs = []
+    for _ in range(3):
+        with mlflow.start_run() as run:
+            tracking.log_keras_model(model, None, example)
+            runs.append(run.info.run_id)
+    client = mlflow.MlflowClient()
+
+    def champion() -> str:
+        return client.get_model_version_by_alias("toy", tracking.CHAMPION).run_id
+
+    assert tracking.promote_if_best("toy", runs[0], "val_accuracy", 0.80, True)[1]
+    assert champion() == runs[0]
+    assert not tracking.promote_if_best("toy", runs[1], "val_accuracy", 0.70, True)[1]
+    assert champion() == runs[0]  # a worse model is registered but not promoted
+    assert tracking.promote_if_best("toy", runs[2], "val_accuracy", 0.90, True)[1]
+    assert champion() == runs[2]
+    versions = client.search_model_versions("name='toy'")
+    assert len(versions) == 3
+    tracking.promote_if_best("toy", runs[1], "val_accuracy", 0.70, True)  # again: no new version
+    assert len(client.search_model_versions("name='toy'")) == 3
+
+
+def test_predict_with_the_champion_on_raw_inputs(workspace, tmp_path, capsys):
+    from pipeline.evaluate import evaluate
+    from pipeline.predict import predict
+    from pipeline.train import train
+
+    params, data, root = workspace["params"], workspace["data"], workspace["root"]
+    for model in ("imdb_dense", "boston_housing_dense", "fashion_mnist_dense"):
+        dataset = params.models[model].dataset
+        train(model, params, data, root / "models" / model)
+        evaluate(model, params, data, root / "models", root / "results" / dataset / model)
+
+    reviews = tmp_path / "reviews.json"
+    reviews.write_text(json.dumps([[1, 14, 22, 16], [1, 5, 9]]))
+    lines = predict("imdb", reviews, params, None, data)
+    assert len(lines) == 2 and all(("positive" in ln) or ("negative" in ln) for ln in lines)
+    assert capsys.readouterr().out.strip().splitlines() == lines
+
+    house = tmp_path / "house.csv"
+    house.write_text("0.00632,18.0,2.31,0.0,0.538,6.575,65.2,4.09,1.0,296.0,15.3,396.9,4.98\n")
+    [line] = predict("boston_housing", house, params, None, data)
+    assert np.isfinite(float(line.split(": ")[1]))
+
+    images = tmp_path / "images.npy"
+    np.save(images, np.zeros((2, 28, 28), dtype=np.uint8))
+    lines = predict("fashion_mnist", images, params, None, data)
+    assert len(lines) == 2
+    assert any(name in lines[0] for name in params.datasets.fashion_mnist.classes)
+
+
+def test_predict_errors_name_the_problem(workspace, tmp_path):
+    from pipeline.errors import DataError
+    from pipeline.predict import predict
+
+    params, data = workspace["params"], workspace["data"]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"not": "a list"}')
+    with pytest.raises(DataError, match=r"bad\.json: expected a \.json file holding"):
+        predict("imdb", bad, params, None, data)
+    wrong_shape = tmp_path / "img.npy"
+    np.save(wrong_shape, np.zeros((2, 5, 5), dtype=np.uint8))
+    with pytest.raises(DataError, match=r"expected a \.npy file of uint8"):
+        predict("fashion_mnist", wrong_shape, params, None, data)
+    good = tmp_path / "r.json"
+    good.write_text("[[1, 2, 3]]")
+    with pytest.raises(DataError, match=r"no model at runs:/0123abc/model.*Fix"):
+        predict("imdb", good, params, "0123abc", data)
+    with pytest.raises(ConfigError, match="unknown dataset"):
+        predict("imbd", good, params, None, data)
