@@ -126,8 +126,10 @@ def log_baseline_run(name, params, manifest, estimator, x_train, metrics) -> str
         tracking.log_metrics(client, run.info.run_id, metrics)
         example = x_train[:5]
         example = example.toarray() if hasattr(example, "toarray") else example
-        mlflow.sklearn.log_model(estimator, name="model", input_example=example,
-                                 signature=infer_signature(example, estimator.predict(example)))
+        mlflow.sklearn.log_model(
+            estimator, name="model", input_example=example,
+            signature=infer_signature(example, estimator.predict(example)),
+            pip_requirements=tracking.serving_requirements(tracking.SKLEARN_PACKAGES))
         return run.info.run_id
 
 

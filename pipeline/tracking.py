@@ -135,8 +135,25 @@ def log_keras_model(model, signature, input_example, artifact_path: str = "model
     import mlflow
 
     with tempfile.TemporaryDirectory() as tmp:
-        mlflow.keras.save_model(model, tmp, signature=signature, input_example=input_example)
+        mlflow.keras.save_model(model, tmp, signature=signature, input_example=input_example,
+                                pip_requirements=serving_requirements())
         mlflow.log_artifacts(tmp, artifact_path)
+
+
+KERAS_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "scipy", "mlflow")
+SKLEARN_PACKAGES = ("scikit-learn", "numpy", "scipy", "mlflow")
+
+
+def serving_requirements(packages: tuple[str, ...] = KERAS_PACKAGES) -> list[str]:
+    """What a served Keras model needs, pinned to what trained it (MLflow's own inference
+    of requirements is slow and, outside the project folder, imprecise)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for package in packages:
+        with contextlib.suppress(PackageNotFoundError):
+            pins.append(f"{package}=={version(package)}")
+    return pins
 
 
 CHAMPION = "champion"

@@ -54,6 +54,7 @@ def workspace(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _tracking(workspace, monkeypatch):
+    monkeypatch.chdir(workspace["root"])  # MLflow puts artifacts under ./mlruns
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     mlflow.set_tracking_uri(workspace["raw"]["tracking"]["uri"])
 
@@ -261,3 +262,51 @@ def test_predict_errors_name_the_problem(workspace, tmp_path):
         predict("imdb", good, params, "0123abc", data)
     with pytest.raises(ConfigError, match="unknown dataset"):
         predict("imbd", good, params, None, data)
+
+
+def test_mlflow_models_serve_answers_a_rest_request(workspace, tmp_path):
+    """`mlflow models serve` on a logged model, local environment, 127.0.0.1 only."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from conftest import closed_port_url
+
+    from pipeline.train import train
+
+    params, data, root = workspace["params"], workspace["data"], workspace["root"]
+    out = root / "models" / "serve_boston"
+    train("boston_housing_dense", params, data, out)
+    run = run_of(out / "run.json")
+    model_dir = run.info.artifact_uri.removeprefix("file://") + "/model"
+    port = int(closed_port_url().rsplit(":", 1)[1])
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    server = subprocess.Popen(
+        [str(mlflow_bin), "models", "serve", "-m", model_dir, "-h", "127.0.0.1", "-p",
+         str(port), "--env-manager", "local"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        env={**os.environ, "PATH": f"{mlflow_bin.parent}{os.pathsep}{os.environ['PATH']}"})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "mlflow models serve did not start"
+                time.sleep(1)
+        x, _ = load_split(data / "boston_housing" / "prepared" / "test.npz")
+        body = json.dumps({"inputs": x[:3].tolist()}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            predictions = json.loads(response.read())["predictions"]
+        assert np.asarray(predictions).reshape(-1).shape == (3,)
+        assert np.all(np.isfinite(np.asarray(predictions, dtype=float)))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
