@@ -141,7 +141,10 @@ def evaluate(name: str, params: DictConfig, data_dir: Path, models_dir: Path,
     with atomic_dir(out_dir / "plots") as plots:
         write_plots(plots, history, ds, y_test, predicted, f"{cfg.dataset} / {name}")
     write_history_csv(out_dir / "history.csv", history)
-    write_json(out_dir / "metrics.json", metrics)
+    # DVC metrics stay scalar (readable `dvc metrics show`); per-class detail goes beside them.
+    detail = {k: metrics[k] for k in ("per_class", "confusion_matrix") if k in metrics}
+    write_json(out_dir / "metrics.json", {k: v for k, v in metrics.items() if k not in detail})
+    write_json(out_dir / "per_class.json", detail)
     log_evaluation(run["run_id"], metrics, out_dir / "plots")
     summary = json.loads((models_dir / name / "summary.json").read_text())
     metric, value, higher = tracking.selection_score(ds.task, history, summary)
