@@ -20,9 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.console import REAL_SOURCES
 from pipeline.sources import cache_root, is_url, mirror_location
-
-REAL_SOURCES = ("canonical", "mirror")
 
 
 def _answers(url: str, timeout: float) -> bool:
