@@ -28,6 +28,7 @@ from pipeline.files import atomic_dir, load_split, write_json
 from pipeline.prepare import read_manifest
 
 log = logging.getLogger("pipeline.train")
+History = dict[str, list[float]]  # Keras' per-epoch metrics
 
 
 class TrainingFailed(DataError):
@@ -84,6 +85,29 @@ def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path) -
     return {f"kfold_{monitor}": per_fold, f"kfold_{monitor}_mean": float(np.mean(per_fold))}
 
 
+def fit_and_score(name: str, params: DictConfig, prepared: Path, manifest: dict, train_split,
+                  workdir: Path, final_fit: bool = True) -> tuple[Any, History, dict[str, Any]]:
+    """The training recipe shared by the `train` stage and sweep trials: same seed, same
+    data, same code, so a trial's validation score is what `dvc repro` would get.
+
+    Returns (model or None, history, summary); `final_fit=False` stops after K-fold."""
+    cfg = model_config(params, name)
+    seed_everything(params.seed)
+    started = time.perf_counter()
+    summary: dict[str, Any] = {}
+    model, history = None, {}
+    if cfg.kfold is not None:
+        summary.update(kfold_scores(name, cfg, manifest, train_split, workdir))
+        seed_everything(params.seed)
+    if final_fit or cfg.kfold is None:
+        val_split = load_split(prepared / "val.npz")
+        model, history = fit_once(name, cfg, manifest, train_split, val_split, cfg.epochs,
+                                  workdir / "checkpoint.keras")
+        summary["epochs"] = len(history["loss"])
+    summary["train_seconds"] = round(time.perf_counter() - started, 3)
+    return model, history, summary
+
+
 def train(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> dict[str, Any]:
     from pipeline import tracking
 
@@ -95,20 +119,11 @@ def train(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> dict[
     banner = source_banner(cfg.dataset, manifest["source"])
     if banner:
         log.warning("%s", banner)
-    seed_everything(params.seed)
-    train_split = load_split(prepared / "train.npz")
-    val_split = load_split(prepared / "val.npz")
 
-    started = time.perf_counter()
+    train_split = load_split(prepared / "train.npz")
     with atomic_dir(out_dir) as tmp:
-        summary: dict[str, Any] = {}
-        if cfg.kfold is not None:
-            summary.update(kfold_scores(name, cfg, manifest, train_split, tmp))
-            seed_everything(params.seed)
-        model, history = fit_once(name, cfg, manifest, train_split, val_split, cfg.epochs,
-                                  tmp / "checkpoint.keras")
-        summary["epochs"] = len(history["loss"])
-        summary["train_seconds"] = round(time.perf_counter() - started, 3)
+        model, history, summary = fit_and_score(name, params, prepared, manifest, train_split,
+                                                tmp)
         model.save(tmp / "model.keras")  # inside the temp dir: renamed only when all is done
         write_json(tmp / "history.json", history)
         write_json(tmp / "summary.json", summary)
