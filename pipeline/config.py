@@ -150,6 +150,25 @@ class Params:
     models: dict[str, Model] = MISSING
 
 
+@dataclass
+class SweepOptions:
+    """What a sweep adds to params.yaml (defaults in conf/sweep.yaml, not here)."""
+
+    model: str | None = MISSING  # the entry of `models:` to tune; null: the one overrides name
+    objective: str | None = MISSING  # a validation metric; null: the champion's (evaluate)
+    direction: str | None = MISSING  # maximize | minimize; null: from the metric's name
+    resume: bool = MISSING  # reuse finished trials of the same sweep recorded in MLflow
+    parallel_trials: int = MISSING  # trials at once (the launcher's workers)
+    threads_per_trial: int | None = MISSING  # TF threads in a trial; null: cores / parallel
+
+
+@dataclass
+class TrialConfig(Params):
+    """A sweep trial's config: params.yaml plus the sweep's options (pipeline/sweep.py)."""
+
+    sweep: SweepOptions = MISSING
+
+
 def _fail(key: str, problem: str, fix: str) -> ConfigError:
     return ConfigError(f"params.yaml: {key}: {problem}. Fix: {fix}")
 
@@ -230,6 +249,10 @@ def _check_model(key: str, model: DictConfig, cfg: DictConfig) -> None:
             raise _fail(f"{key}.layers[{i}]", "no `type`", "name a keras.layers class, e.g. Dense")
     if "type" not in model.optimizer:
         raise _fail(f"{key}.optimizer", "no `type`", "e.g. {type: rmsprop, learning_rate: 0.001}")
+    rate = model.optimizer.get("learning_rate")
+    if isinstance(rate, (int, float)) and not 0 < rate < math.inf:
+        raise _fail(f"{key}.optimizer.learning_rate", f"{rate} is not positive",
+                    "use a small positive number, e.g. 0.001")
     if model.kfold is not None and (model.kfold.folds < 2 or model.kfold.epochs < 1):
         raise _fail(f"{key}.kfold", "needs folds >= 2 and epochs >= 1",
                     "e.g. {folds: 4, epochs: 100}")

@@ -159,15 +159,23 @@ def serving_requirements(packages: tuple[str, ...] = KERAS_PACKAGES) -> list[str
 CHAMPION = "champion"
 
 
-def selection_score(task: str, history: dict, summary: dict) -> tuple[str, float, bool]:
-    """(metric name, value, higher_is_better): the validation figure models compete on.
+def selection_metric(task: str, kfold: bool) -> tuple[str, bool]:
+    """(metric name, higher_is_better): the validation figure models compete on.
 
     Never a test metric: the test split only reports, it doesn't choose."""
     if task == "regression":
-        if "kfold_val_mae_mean" in summary:
-            return "kfold_val_mae_mean", float(summary["kfold_val_mae_mean"]), False
-        return "val_mae", float(min(history.get("val_mae", [float("inf")]))), False
-    return "val_accuracy", float(max(history.get("val_accuracy", [0.0]))), True
+        return ("kfold_val_mae_mean" if kfold else "val_mae"), False
+    return "val_accuracy", True
+
+
+def selection_score(task: str, history: dict, summary: dict) -> tuple[str, float, bool]:
+    """(metric name, value, higher_is_better) of one trained model."""
+    metric, higher = selection_metric(task, "kfold_val_mae_mean" in summary)
+    if metric in summary:
+        return metric, float(summary[metric]), higher
+    default = 0.0 if higher else float("inf")
+    values = history.get(metric, [default])
+    return metric, float(max(values) if higher else min(values)), higher
 
 
 def promote_if_best(dataset: str, run_id: str, metric: str, value: float, higher: bool):
