@@ -1,0 +1,163 @@
+"""Command `python -m pipeline.promote <model>`: make a sweep's best trial the default.
+
+Finds the model's latest sweep in MLflow (or `--sweep <parent run id>`), takes its best
+finished trial by the sweep's own objective, shows the diff and writes that trial's
+overrides into params.yaml in place (comments and layout kept; checked against Hydra's
+reading of the same overrides, which is what `dvc exp run -S` applies). Then `dvc repro`
+retrains the model as the pipeline's default and `git diff params.yaml` documents it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from pipeline.config import compose, load_params, model_config
+from pipeline.console import run_stage
+from pipeline.errors import ConfigError, DataError
+from pipeline.files import atomic_file
+
+log = logging.getLogger("pipeline.promote")
+
+
+def yaml_scalar(value: Any) -> str:
+    """A value as YAML text that PyYAML, ruamel (DVC) and OmegaConf all read back the same."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):  # never 1e-05: YAML 1.1 readers take that for a string
+        return np.format_float_positional(value, unique=True, trim="0")
+    if isinstance(value, str):
+        plain = re.fullmatch(r"[A-Za-z_][\w.\-]*", value) and value.lower() not in (
+            "null", "true", "false", "yes", "no", "on", "off", "nan", "inf")
+        return value if plain else json.dumps(value)
+    raise ConfigError(f"promote: {value!r} is not a single value. Fix: promote scalar overrides "
+                      "only (edit params.yaml by hand for lists or mappings)")
+
+
+def apply_overrides(text: str, overrides: list[str]) -> str:
+    """params.yaml's text with each `key=value` written in place: only the changed values
+    move, comments and layout stay, so `git diff params.yaml` shows just the promotion.
+
+    The result is checked against the same overrides applied by Hydra (what `dvc exp run
+    -S` does), so the text edit can't drift from the meaning."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from omegaconf import OmegaConf
+    from ruamel.yaml import YAML
+
+    from pipeline.trials import parse
+
+    parsed = parse(overrides)
+    expected = OmegaConf.create(text)
+    OmegaConf.set_struct(expected, True)
+    ConfigLoaderImpl._apply_overrides_to_config(parsed, expected)
+    for override in parsed:
+        node = YAML().load(text)
+        *parents, last = override.key_or_group.split(".")
+        for part in parents:
+            node = node[int(part) if isinstance(node, list) else part]
+        where = node.lc.item(int(last)) if isinstance(node, list) else node.lc.value(last)
+        line, column = where
+        lines = text.splitlines(keepends=True)
+        row = lines[line]
+        old = re.match(r"[^,\]}#\n]*", row[column:]).group(0).rstrip()
+        lines[line] = row[:column] + yaml_scalar(override.value()) + row[column + len(old):]
+        text = "".join(lines)
+    if OmegaConf.to_container(OmegaConf.create(text)) != OmegaConf.to_container(expected):
+        raise ConfigError("promote: could not write the overrides into params.yaml in place. "
+                          f"Fix: apply them by hand: {' '.join(overrides)}")
+    return text
+
+
+def best_trial(model: str, dataset: str, sweep: str | None):
+    """(parent run, best finished child run) of the model's latest (or given) sweep."""
+    import mlflow
+
+    from pipeline.trials import best_of, children
+
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(dataset)
+    how = (f"Fix: run a sweep first, e.g. `python -m pipeline.sweep -m search_space={model}`")
+    if experiment is None:
+        raise DataError(f"promote {model}: no MLflow experiment '{dataset}' in "
+                        f"{mlflow.get_tracking_uri()}. {how}")
+    if sweep:
+        parent = client.get_run(sweep)
+        if parent.data.tags.get("sweep.model") != model:
+            raise ConfigError(f"promote {model}: run {sweep} is not a sweep of {model}. "
+                              "Fix: pass the parent run id the sweep printed")
+    else:
+        parents = client.search_runs(
+            [experiment.experiment_id],
+            f"tags.`sweep.role` = 'parent' and tags.`sweep.model` = '{model}'",
+            max_results=1, order_by=["attributes.start_time DESC"])
+        if not parents:
+            raise DataError(f"promote {model}: no sweep of {model} recorded. {how}")
+        parent = parents[0]
+    higher = parent.data.tags.get("sweep.direction", "maximize") == "maximize"
+    best = best_of(children(client, experiment.experiment_id, parent.info.run_id), higher)
+    if best is None:
+        raise DataError(f"promote {model}: sweep run {parent.info.run_id} has no finished "
+                        "trial. Fix: rerun the sweep (it resumes) and promote again")
+    return parent, best
+
+
+def promote(model: str, params_path: Path, sweep: str | None = None,
+            dry_run: bool = False) -> list[str]:
+    from pipeline import tracking
+
+    params = load_params(params_path)
+    cfg = model_config(params, model)
+    tracking.connect(params)
+    parent, best = best_trial(model, cfg.dataset, sweep)
+    overrides = json.loads(best.data.tags.get("sweep.overrides", "[]"))
+    objective = parent.data.tags.get("sweep.objective", "objective")
+    log.info("promote %s: trial %s of sweep %s, %s=%.4f (run %s)", model,
+             best.data.tags.get("sweep.trial", "?"), parent.info.run_id, objective,
+             best.data.metrics["objective"], best.info.run_id)
+    before = params_path.read_text()
+    after = apply_overrides(before, overrides)
+    compose(OmegaConf.create(after))  # still valid params
+    diff = list(difflib.unified_diff(before.splitlines(keepends=True),
+                                     after.splitlines(keepends=True),
+                                     f"a/{params_path.name}", f"b/{params_path.name}"))
+    if not diff:
+        log.info("promote %s: params.yaml already holds these values; nothing to change", model)
+        return []
+    print("".join(diff), end="", flush=True)
+    if dry_run:
+        log.info("promote %s: --dry-run, params.yaml unchanged", model)
+        return diff
+    with atomic_file(params_path, "w") as fh:
+        fh.write(after)
+    log.info("promote %s: params.yaml updated. Next: `dvc repro` retrains %s with these values "
+             "(its validation score should match the trial's); `git diff %s` shows the change",
+             model, model, params_path)
+    return diff
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.promote",
+        description="Write the best trial of a model's latest sweep into params.yaml.",
+    )
+    parser.add_argument("model", help="a model name under `models:` in params.yaml")
+    parser.add_argument("--sweep", default=None,
+                        help="the sweep's parent run id (default: the model's latest sweep)")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
+    args = parser.parse_args(argv)
+    run_stage(lambda: promote(args.model, Path(args.params), args.sweep, args.dry_run))
+
+
+if __name__ == "__main__":
+    main()
