@@ -76,8 +76,14 @@ def param_overrides(overrides: list[Override]) -> list[Override]:
 
 def make_plan(options: DictConfig, params: DictConfig, keys: list[str]) -> Plan:
     """Resolve the model, objective and direction; refuse what a sweep can't honestly tune."""
+    for key in keys:
+        if not key.startswith("models.") or key.count(".") < 2:
+            raise ConfigError(
+                f"sweep: '{key}' is not a model setting. Trials train on the data that `dvc "
+                "repro` prepared, so a sweep tunes models.<model>.* only. Fix: to change data "
+                f"or seed, edit params.yaml (or `dvc exp run -S {key}=...`) and run `dvc repro`")
+    named = sorted({key.split(".")[1] for key in keys})
     model = options.model
-    named = sorted({k.split(".")[1] for k in keys if k.startswith("models.") and k.count(".") > 1})
     if model is None:
         if len(named) != 1:
             raise ConfigError(
@@ -86,13 +92,9 @@ def make_plan(options: DictConfig, params: DictConfig, keys: list[str]) -> Plan:
                 f"{', '.join(params.models)}> or a search space (search_space=<model>)")
         model = named[0]
     cfg = model_config(params, model)
-    for key in keys:
-        if not key.startswith(f"models.{model}."):
-            raise ConfigError(
-                f"sweep: '{key}' is not a setting of models.{model}. Trials train on the data "
-                "that `dvc repro` prepared, so a sweep tunes the model only. Fix: sweep "
-                f"models.{model}.* keys; to change data or seed, edit params.yaml (or `dvc exp "
-                f"run -S {key}=...`) and run `dvc repro`")
+    if set(named) - {model}:
+        raise ConfigError(f"sweep: the overrides tune {', '.join(named)}, but a sweep trains "
+                          f"one model (sweep.model={model}). Fix: sweep one model at a time")
     task = dataset_config(params, cfg.dataset).task
     from pipeline.tracking import selection_metric
 
@@ -106,10 +108,10 @@ def make_plan(options: DictConfig, params: DictConfig, keys: list[str]) -> Plan:
             f"sweep.objective: '{objective}' is not a validation metric of models.{model}. "
             f"Fix: use one of: {', '.join(sorted(allowed))} (the test split never chooses)")
     direction = options.direction
-    if direction is None:
-        direction = ("maximize" if objective == default and higher
-                     else "minimize" if objective == default
-                     else "minimize" if any(w in objective for w in MINIMIZED) else "maximize")
+    if direction is None and objective == default:
+        direction = "maximize" if higher else "minimize"
+    elif direction is None:
+        direction = "minimize" if any(w in objective for w in MINIMIZED) else "maximize"
     if direction not in ("maximize", "minimize"):
         raise ConfigError(f"sweep.direction: '{direction}' is not maximize or minimize. "
                           "Fix: pick one of those (or null: from the metric)")

@@ -22,6 +22,7 @@ def make_project(tmp_path: Path, params: dict) -> tuple[Path, dict[str, str]]:
     project.mkdir()
     shutil.copytree(ROOT / "pipeline", project / "pipeline",
                     ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "conf", project / "conf")
     shutil.copy(ROOT / "dvc.yaml", project / "dvc.yaml")
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "KERAS_PIPELINE_CACHE")}

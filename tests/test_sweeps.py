@@ -1,0 +1,288 @@
+"""Hydra sweeps over params.yaml: configs compose, sweeps run end to end into MLflow, bad
+overrides fail before any trial, an interrupted sweep resumes, promote writes the winner,
+and `dvc exp run -S` gives the same result as the equivalent sweep override."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, closed_port_url, make_upstream_files, tiny_params
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import open_dict
+from test_dvc_pipeline import make_project, repro
+
+from pipeline.errors import ConfigError
+from pipeline.sweep import CONF, register_params
+from pipeline.trials import make_plan, param_overrides, params_of, parse, preflight
+
+mlflow = pytest.importorskip("mlflow")
+
+SEARCH_SPACES = sorted(p.stem for p in (CONF / "search_space").glob("*.yaml"))
+LAUNCHERS = sorted(p.stem for p in (CONF / "launcher").glob("*.yaml"))
+MODEL = "fashion_mnist_dense"  # the cheapest model with a real validation split here
+LR = f"models.{MODEL}.optimizer.learning_rate"
+
+
+def hydra_config(*overrides: str, params: Path = ROOT / "params.yaml"):
+    """conf/sweep.yaml composed over a params file, as `python -m pipeline.sweep` does."""
+    register_params(params)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("sweep", overrides=list(overrides), return_hydra_config=True)
+
+
+# --- configs (lightning-hydra-template's test_configs / test_sweeps) ------------------
+
+
+def test_every_search_space_has_a_config_and_composes():
+    assert set(SEARCH_SPACES) == set(yaml.safe_load((ROOT / "params.yaml").read_text())
+                                     ["models"]), "one search space per model in params.yaml"
+    for space in SEARCH_SPACES:
+        cfg = hydra_config(f"search_space={space}")
+        assert "optuna" in cfg.hydra.sweeper._target_
+        assert cfg.hydra.sweeper.direction == cfg.sweep.direction
+        assert cfg.hydra.sweeper.sampler.seed == cfg.seed  # seeded from params.yaml
+        params = params_of(cfg)
+        keys = [o.key_or_group for o in param_overrides(
+            parse([f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]))]
+        plan = make_plan(cfg.sweep, params, keys)
+        assert plan.model == space and plan.objective.startswith(("val_", "kfold_val_"))
+        # Every swept key exists in params.yaml (Hydra would refuse it otherwise).
+        for key in keys:
+            hydra_config(f"search_space={space}", f"{key}=1")
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_every_launcher_composes(launcher):
+    cfg = hydra_config(f"launcher={launcher}", f"{LR}=0.01")
+    assert launcher in cfg.hydra.launcher._target_.lower()
+    assert cfg.sweep.parallel_trials >= 1
+    if launcher == "joblib":
+        assert cfg.hydra.launcher.n_jobs == cfg.sweep.parallel_trials
+    assert params_of(cfg).models[MODEL].optimizer.learning_rate == 0.01
+
+
+def test_no_model_or_data_default_lives_under_conf():
+    """One source of truth: conf/ never sets a params.yaml key (only sweep options)."""
+    params_keys = set(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    for path in CONF.rglob("*.yaml"):
+        top = set(yaml.safe_load(path.read_text()) or {})
+        assert not top & params_keys, f"{path} sets {top & params_keys}"
+
+
+def test_params_yaml_edits_reach_the_sweep_config(tmp_path):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["models"][MODEL]["batch_size"] = 7
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    cfg = hydra_config(params=tmp_path / "params.yaml")
+    assert cfg.models[MODEL].batch_size == 7
+
+
+# --- a tiny project ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A DVC project on tiny data, prepared by `dvc repro` (data from a local mirror)."""
+    root = tmp_path_factory.mktemp("sweeps")
+    files = make_upstream_files()
+    mirror = root / "mirror"
+    for name, named in files.items():
+        (mirror / name).mkdir(parents=True)
+        for fname, data in named.items():
+            (mirror / name / fname).write_bytes(data)
+    params = tiny_params(closed_port_url(), files, root / "cache", mirrors=[str(mirror)])
+    params["datasets"] = {"fashion_mnist": params["datasets"]["fashion_mnist"]}
+    params["models"] = {MODEL: {**params["models"][MODEL], "epochs": 3}}
+    path, env = make_project(root, params)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "tiny project"]):
+        subprocess.run(cmd, cwd=path, env={**env, **GIT_USER}, check=True, capture_output=True)
+    repro(path, env, "prepare@fashion_mnist")
+    return path, env
+
+
+GIT_USER = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+def sweep(project, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    path, env = project
+    result = subprocess.run([sys.executable, "-m", "pipeline.sweep", "-m", *args], cwd=path,
+                            env=env, capture_output=True, text=True, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def store(project):
+    return mlflow.MlflowClient(f"sqlite:///{project[0] / 'mlflow.db'}")
+
+
+def sweep_runs(project, launcher: str):
+    """(parent, children) of the latest sweep run with this launcher."""
+    client = store(project)
+    experiment = client.get_experiment_by_name("fashion_mnist").experiment_id
+    parent = client.search_runs([experiment], "tags.`sweep.role` = 'parent' and "
+                                f"tags.`sweep.launcher` = '{launcher}'",
+                                order_by=["attributes.start_time DESC"])[0]
+    children = client.search_runs([experiment],
+                                  f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    return parent, children
+
+
+def check_sweep_record(project, launcher: str, values: list[str]):
+    """One parent with the sweep's settings and best trial; one child per trial."""
+    parent, children = sweep_runs(project, launcher)
+    assert parent.info.status == "FINISHED"
+    assert f"{LR}={','.join(values)}" in json.loads(parent.data.params["overrides"])
+    assert parent.data.params["objective"] == "val_accuracy"
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    assert sorted(json.loads(c.data.tags["sweep.overrides"])[0] for c in finished) == sorted(
+        f"{LR}={v}" for v in values)
+    client = store(project)
+    for child in finished:
+        assert child.data.params["model.optimizer.learning_rate"] in values
+        assert child.data.params["model.batch_size"] == "32"  # the rest: params.yaml
+        assert len(client.get_metric_history(child.info.run_id, "val_accuracy")) >= 1
+        assert "test_accuracy" not in child.data.metrics  # a sweep never looks at test
+    best = max(finished, key=lambda c: c.data.metrics["objective"])
+    assert [c.data.tags["sweep.best"] for c in finished].count("true") == 1
+    assert best.data.tags["sweep.best"] == "true"
+    assert parent.data.tags["sweep.best_run_id"] == best.info.run_id
+    assert parent.data.metrics["best_objective"] == best.data.metrics["objective"]
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"summary.md", "summary.csv"} <= artifacts
+    return parent, finished, best
+
+
+def test_grid_sweep_tracks_parent_and_children_and_matches_dvc_exp_run(project):
+    path, env = project
+    result = sweep(project, f"{LR}=0.001,0.01")
+    output = result.stdout + result.stderr
+    assert "trial 0/2" in output and "trial 1/2" in output
+    assert "| trial | optimizer.learning_rate | val_accuracy |" in output  # the summary table
+    _, finished, best = check_sweep_record(project, "BasicLauncher", ["0.001", "0.01"])
+    summary = next(path.glob("sweeps/*/summary.md")).read_text()
+    assert summary.count("\n") == 4 and best.info.run_id in summary
+
+    # `dvc exp run -S` of one trial's override gives that trial's validation score exactly.
+    trial = next(c for c in finished if c.data.params["model.optimizer.learning_rate"] == "0.01")
+    exp = subprocess.run(["dvc", "exp", "run", "-S", f"{LR}=0.01", f"train@{MODEL}"], cwd=path,
+                         env={**env, **GIT_USER}, capture_output=True, text=True, timeout=600)
+    assert exp.returncode == 0, exp.stdout + exp.stderr
+    history = json.loads((path / "models" / MODEL / "history.json").read_text())
+    assert max(history["val_accuracy"]) == trial.data.metrics["objective"]
+
+    # Promote writes the best trial's values into params.yaml; `dvc repro` reproduces it.
+    subprocess.run(["git", "checkout", "params.yaml"], cwd=path, check=True)
+    promoted = subprocess.run([sys.executable, "-m", "pipeline.promote", MODEL], cwd=path,
+                              env=env, capture_output=True, text=True, timeout=300)
+    assert promoted.returncode == 0, promoted.stderr
+    best_lr = best.data.params["model.optimizer.learning_rate"]
+    assert re.search(rf"^\+ +learning_rate: {best_lr}$", promoted.stdout, re.M)  # the diff
+    params = yaml.safe_load((path / "params.yaml").read_text())
+    assert params["models"][MODEL]["optimizer"]["learning_rate"] == float(best_lr)
+    git_diff = subprocess.run(["git", "diff", "--numstat", "params.yaml"], cwd=path,
+                              capture_output=True, text=True).stdout
+    assert git_diff.split()[:2] == (["1", "1"] if best_lr != "0.001" else [])
+    output, _ = repro(path, env, f"train@{MODEL}")
+    history = json.loads((path / "models" / MODEL / "history.json").read_text())
+    assert max(history["val_accuracy"]) == best.data.metrics["objective"]
+
+
+def test_grid_sweep_with_the_joblib_launcher(project):
+    result = sweep(project, "launcher=joblib", f"{LR}=0.002,0.02")
+    assert "JoblibLauncher launcher" in result.stderr
+    check_sweep_record(project, "JoblibLauncher", ["0.002", "0.02"])
+    trial = json.loads(next(project[0].glob("sweeps/*/1/trial.json")).read_text())
+    assert trial["value"] >= 0
+
+
+def test_optuna_sweep_resumes_after_being_killed(project):
+    path, env = project
+    args = ["search_space=fashion_mnist_dense", "hydra.sweeper.n_trials=3",
+            "hydra.sweep.dir=sweeps/optuna"]
+    first = subprocess.Popen([sys.executable, "-m", "pipeline.sweep", "-m", *args], cwd=path,
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+    deadline = time.time() + 300
+    while not (path / "sweeps/optuna/1/trial.json").exists():  # two trials are done
+        assert first.poll() is None and time.time() < deadline, first.stdout.read().decode()
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)  # the worst interruption: no cleanup at all
+    first.wait()
+    done = {n: json.loads((path / f"sweeps/optuna/{n}/trial.json").read_text())
+            for n in (0, 1)}
+
+    result = sweep(project, *args)
+    output = result.stdout + result.stderr
+    assert "resuming sweep" in output
+    for n, trial in done.items():  # the same trials proposed again, and not retrained
+        assert f"trial {n}/3: " in output
+        assert "reused" in output.split(f"trial {n}/3: ")[1].splitlines()[0]
+        again = json.loads((path / f"sweeps/optuna/{n}/trial.json").read_text())
+        assert again["reused"] and again["overrides"] == trial["overrides"]
+        assert again["value"] == trial["value"]
+    assert "reused" not in output.split("trial 2/3: ")[1].splitlines()[0]
+    parent, children = sweep_runs(project, "BasicLauncher")
+    assert parent.data.tags["sweep.model"] == MODEL and parent.info.status == "FINISHED"
+    states = sorted(c.info.status for c in children)
+    assert states.count("FINISHED") == 3 and set(states) <= {"FINISHED", "KILLED"}
+    assert "optuna" in parent.data.params["sweeper"].lower()
+    assert json.loads(parent.data.params["search_space"])  # the space, on the parent
+
+
+# --- bad overrides fail before any trial -----------------------------------------------
+
+
+def preflight_of(project, swept: str, *options: str):
+    """preflight() on the composed config, as the sweep's callback runs it."""
+    path, _ = project
+    cwd = os.getcwd()
+    os.chdir(path)
+    try:
+        cfg = hydra_config(*options, params=path / "params.yaml")
+        with open_dict(cfg):
+            cfg.hydra.overrides.task = [swept, *options]
+        return preflight(cfg)
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.mark.parametrize(("override", "named"), [
+    (f"models.{MODEL}.layers.1.unitz=5,6", "unitz"),
+    (f"models.{MODEL}.epochs=2,abc", "epochs"),
+    (f"{LR}=0.001,-1", "learning_rate"),
+    (f"models.{MODEL}.layers.2.rate=0.3,1.5", "rate"),  # Keras refuses a dropout rate of 1.5
+    (f"models.{MODEL}.layers.1.units=0,8", "units"),
+    ("datasets.fashion_mnist.split.validation=0.1,0.3", "datasets.fashion_mnist"),
+    ("seed=1,2", "seed"),
+])
+def test_bad_overrides_fail_before_any_trial(project, override, named):
+    with pytest.raises(ConfigError, match=named):
+        preflight_of(project, override)
+
+
+def test_a_bad_override_stops_the_sweep_command_with_one_line(project):
+    result = sweep(project, f"models.{MODEL}.layers.1.unitz=5,6", check=False)
+    assert result.returncode == 1
+    assert "ERROR sweep: models.fashion_mnist_dense.layers.1.unitz=5" in result.stderr
+    assert "Traceback" not in result.stderr and "trial 0" not in result.stderr
+
+
+def test_objective_must_be_a_validation_metric(project):
+    with pytest.raises(ConfigError, match=r"sweep\.objective"):
+        preflight_of(project, f"{LR}=0.01,0.1", "sweep.objective=test_accuracy")
+    plan = preflight_of(project, f"{LR}=0.01,0.1", "sweep.objective=val_loss")[0]
+    assert plan.direction == "minimize"
