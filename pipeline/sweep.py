@@ -53,7 +53,11 @@ def main() -> None:
     import hydra
 
     setup_logging()  # quiet TensorFlow/MLflow before anything imports them
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local Ray head on 127.0.0.1
+    # Ray: no token auth (set RAY_AUTH_MODE=token on a shared cluster), and workers use this
+    # project's environment as it is, not one rebuilt by Ray's `uv run` hook.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         register_params(Path(os.environ.get(PARAMS_ENV, "params.yaml")))
     except ConfigError as err:

@@ -310,6 +310,7 @@ class SweepTracking(Callback):
             client.log_text(self.parent_id, OmegaConf.to_yaml(config.hydra.sweeper),
                             "sweeper.yaml")
         os.environ[TOTAL_ENV] = str(total)
+        join_ray_cluster(config)
         log.info("sweep %s on %s: %d trials, %s, %s launcher, objective %s (%s); MLflow "
                  "experiment '%s', parent run %s", plan.model, plan.dataset, total, sweeper,
                  launcher, plan.objective, plan.direction, plan.dataset, self.parent_id)
@@ -319,6 +320,24 @@ class SweepTracking(Callback):
         if self.parent_id is not None:
             summarize(self.parent_id, self.experiment, self.plan,
                       Path(config.hydra.sweep.dir), self.started_ms)
+
+
+def join_ray_cluster(config: DictConfig) -> None:
+    """Connect to a running Ray cluster ourselves: Hydra's Ray launcher 1.2.2 always passes
+    `object_store_memory` to ray.init, which Ray refuses when joining a cluster. It skips
+    its own ray.init when Ray is already up, so it then just submits the trials."""
+    address = OmegaConf.select(config, "hydra.launcher.ray.init.address", default=None)
+    if not address:
+        return  # a local Ray: the launcher starts it with hydra.launcher.ray.init
+    import ray
+
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except ConnectionError as err:
+            raise ConfigError(f"hydra.launcher.ray.init.address: no Ray cluster answers at "
+                              f"{address} ({err}). Fix: start it (`ray start --head`) or "
+                              "check the address") from None
 
 
 def _exit_on_error(step) -> None:

@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -286,3 +289,31 @@ def test_objective_must_be_a_validation_metric(project):
         preflight_of(project, f"{LR}=0.01,0.1", "sweep.objective=test_accuracy")
     plan = preflight_of(project, f"{LR}=0.01,0.1", "sweep.objective=val_loss")[0]
     assert plan.direction == "minimize"
+
+
+@pytest.mark.slow
+def test_ray_launcher_runs_a_sweep_on_a_local_ray_head(project):
+    """A Ray head on 127.0.0.1 (what `ray start --head` gives a cluster), then a sweep sent to
+    it by address, as on a real cluster."""
+    path, env = project
+    ray = str(Path(sys.executable).parent / "ray")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths are long
+    ray_env = {**env, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+               "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    head = subprocess.run([ray, "start", "--head", "--node-ip-address=127.0.0.1",
+                           f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                           "--disable-usage-stats", f"--temp-dir={temp}"],
+                          cwd=path, env=ray_env, capture_output=True, text=True, timeout=180)
+    assert head.returncode == 0, head.stdout + head.stderr
+    try:
+        result = sweep(project, "launcher=ray",
+                       f"hydra.launcher.ray.init.address=127.0.0.1:{port}", f"{LR}=0.003,0.03")
+        assert "RayLauncher launcher" in result.stderr
+        assert "_run_job pid=" in result.stdout + result.stderr  # trials ran as Ray tasks
+        check_sweep_record(project, "RayLauncher", ["0.003", "0.03"])
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=ray_env, capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
