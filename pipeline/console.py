@@ -32,6 +32,7 @@ def setup_logging() -> None:
         os.environ.setdefault(key, value)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
     logging.getLogger("pooch").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # "setup plugin ..." (optuna)
 
 
 def source_banner(dataset: str, source: dict) -> str | None:

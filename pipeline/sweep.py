@@ -63,7 +63,12 @@ def main() -> None:
     except ConfigError as err:
         print(f"ERROR {err}", file=sys.stderr)
         sys.exit(1)
-    hydra.main(version_base="1.3", config_path=str(CONF), config_name="sweep")(trial)()
+    try:
+        hydra.main(version_base="1.3", config_path=str(CONF), config_name="sweep")(trial)()
+    except KeyboardInterrupt:
+        print("ERROR sweep interrupted: finished trials are kept in MLflow. Fix: rerun the same "
+              "command to resume (finished trials are reused)", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

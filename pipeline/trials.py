@@ -259,6 +259,12 @@ class SweepTracking(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         setup_logging()
+        # The Optuna sweeper's study/storage/best lines: our summary says it once, clearer.
+        logging.getLogger("hydra_plugins.hydra_optuna_sweeper").setLevel(logging.WARNING)
+        if "optuna" in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")):
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
         _exit_on_error(lambda: self._start(config))
 
     def _start(self, config: DictConfig) -> None:
@@ -493,7 +499,8 @@ def run_trial(cfg: DictConfig) -> float:
     number = int(hydra_cfg.job.num) if multirun else 0
     total = os.environ.get(TOTAL_ENV)
     label = f"trial {number}" + (f"/{total}" if total else "")
-    shown = ", ".join(s.removeprefix(f"models.{plan.model}.") for s in swept) or "params.yaml"
+    shown = ", ".join(f"{key.removeprefix(f'models.{plan.model}.')}={_cell(value)}"
+                      for key, value in (s.split("=", 1) for s in swept)) or "params.yaml"
     out_dir = Path(hydra_cfg.runtime.output_dir)
 
     prepare_tensorflow(cfg.sweep)
