@@ -222,8 +222,11 @@ def experiment_id(client, name: str) -> str:
 
 
 def find_parent(client, experiment: str, sweep_dir: str):
+    """The running sweep that writes to this directory (found by tag: works on any worker
+    that reaches the tracking store, a Ray node included)."""
     runs = client.search_runs([experiment], f"tags.`sweep.dir` = '{sweep_dir}' and "
-                              "tags.`sweep.role` = 'parent'", max_results=1)
+                              "tags.`sweep.role` = 'parent' and attributes.status = 'RUNNING'",
+                              max_results=1, order_by=["attributes.start_time DESC"])
     return runs[0] if runs else None
 
 
