@@ -2,8 +2,9 @@
 
 Default: an embedded SQLite store in the project (`mlflow.db`), nothing to start;
 `mlflow ui --backend-store-uri sqlite:///mlflow.db` shows it. `tracking.uri` in
-params.yaml or `MLFLOW_TRACKING_URI` sends everything to a server instead. A
-store that can't be reached fails before any training, in one line.
+params.yaml (`http://host:5000`: a team's `mlflow server`, e.g. on PostgreSQL) or
+`MLFLOW_TRACKING_URI` sends everything to a server instead. A store that can't be
+reached fails before any training, in one line naming the URI and where it came from.
 All logging is batched (one `log_batch` per 100 values): over HTTP, single
 calls are ~100x slower.
 """
@@ -45,14 +46,21 @@ def connect(params: DictConfig) -> str:
     import mlflow
 
     uri = tracking_uri(params)
+    exported = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
+    if exported is None:  # MLflow copies the URI into the environment, where it would
+        os.environ.pop("MLFLOW_TRACKING_URI", None)  # outrank the next params' tracking.uri
     try:
         mlflow.search_experiments(max_results=1)
     except Exception as err:  # any failure here means: no usable store
+        origin = ("MLFLOW_TRACKING_URI" if exported
+                  else "tracking.uri in params.yaml" if params.tracking.uri else "the default")
+        start = ("start the server (README: Tracking server for teams) or correct the URI"
+                 if uri.startswith(("http://", "https://")) else "check the store's path")
         raise TrackingUnavailable(
-            f"MLflow tracking store {uri} cannot be reached ({type(err).__name__}). Fix: start "
-            "the server, or unset MLFLOW_TRACKING_URI / set tracking.uri: null in params.yaml "
-            "to use the embedded store"
+            f"MLflow tracking store {uri} (from {origin}) cannot be reached "
+            f"({type(err).__name__}). Fix: {start}, or unset MLFLOW_TRACKING_URI / set "
+            "tracking.uri: null in params.yaml to use the embedded store"
         ) from None
     return uri
 
