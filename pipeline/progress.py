@@ -8,10 +8,13 @@ prints nothing otherwise: the stage logs its own one-line summary at the end.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import IO, Any
 
 import keras
+
+BAR_FORMAT = "{desc}: {n_fmt}/{total_fmt} epochs{postfix} |{bar}| {elapsed}<{remaining}"
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -33,8 +36,12 @@ class EpochProgress(keras.callbacks.Callback):
             return  # not a terminal: no carriage returns in logs
         from tqdm import tqdm
 
+        # A terminal that reports 0 columns (a bare pty) would get an invisible bar: 80 then.
+        # The figures come before the bar, so a narrow terminal shortens the bar, not them.
+        width = shutil.get_terminal_size((80, 24)).columns
         self._bar = tqdm(total=self.params.get("epochs"), desc=self._desc or self.model.name,
-                         unit="epoch", file=stream, leave=False, dynamic_ncols=True)
+                         file=stream, leave=False, ncols=width, bar_format=BAR_FORMAT,
+                         mininterval=0)  # redraw every epoch: epochs are few
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self._bar is None:

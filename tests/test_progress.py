@@ -1,9 +1,12 @@
-"""The epoch progress bar: drawn at a terminal, silent in logs (DVC, CI)."""
+"""The epoch progress bar: drawn on a terminal (a real pty here), silent in logs (DVC, CI)."""
 
 from __future__ import annotations
 
 import io
+import os
+import pty
 import re
+import select
 
 import numpy as np
 import pytest
@@ -13,11 +16,12 @@ keras = pytest.importorskip("keras")
 from pipeline.progress import EpochProgress, postfix_of  # noqa: E402
 
 
-class FakeTty(io.StringIO):
-    """A stream that says it is a terminal, so tqdm draws into a string we can read."""
-
-    def isatty(self) -> bool:
-        return True
+def read_terminal(master: int) -> str:
+    """Everything written to the terminal so far (the pty's other end)."""
+    chunks = []
+    while select.select([master], [], [], 0.2)[0]:
+        chunks.append(os.read(master, 65536))
+    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 def fit_tiny(callback: EpochProgress, epochs: int = 3) -> None:
@@ -32,12 +36,16 @@ def fit_tiny(callback: EpochProgress, epochs: int = 3) -> None:
 
 
 def test_bar_over_epochs_on_a_terminal():
-    stream = FakeTty()
-    fit_tiny(EpochProgress(stream=stream), epochs=3)
-    text = stream.getvalue()
+    master, slave = pty.openpty()  # a real terminal device, as a person's shell has
+    with os.fdopen(slave, "w", encoding="utf-8") as terminal, os.fdopen(master, "rb", 0):
+        assert terminal.isatty()
+        fit_tiny(EpochProgress(stream=terminal), epochs=3)
+        terminal.flush()
+        text = read_terminal(master)
     assert "tiny_model" in text  # the model's name labels the bar
     assert "3/3" in text and "epoch" in text
     assert re.search(r"loss=\d\.\d{4}", text) and re.search(r"val_accuracy=\d\.\d{4}", text)
+    assert "\n" not in text  # redrawn in place (\r), then cleared: one line, nothing left
     assert "batch" not in text  # one bar over epochs, nothing per batch
 
 
