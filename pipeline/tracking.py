@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -55,14 +57,32 @@ def connect(params: DictConfig) -> str:
     except Exception as err:  # any failure here means: no usable store
         origin = ("MLFLOW_TRACKING_URI" if exported
                   else "tracking.uri in params.yaml" if params.tracking.uri else "the default")
-        start = ("start the server (README: Tracking server for teams) or correct the URI"
-                 if uri.startswith(("http://", "https://")) else "check the store's path")
-        raise TrackingUnavailable(
-            f"MLflow tracking store {uri} (from {origin}) cannot be reached "
-            f"({type(err).__name__}). Fix: {start}, or unset MLFLOW_TRACKING_URI / set "
-            "tracking.uri: null in params.yaml to use the embedded store"
-        ) from None
+        raise unavailable(uri, origin, err) from None
     return uri
+
+
+def unavailable(uri: str, origin: str, err: Exception) -> TrackingUnavailable:
+    """One line: which store, set where, what went wrong, and the fix for that case."""
+    text = " ".join(str(err).split())
+    status = re.search(r"error code (\d{3})", text)
+    if "Invalid Host header" in text:
+        host = urlsplit(uri).netloc
+        what = "refuses requests for this host name (HTTP 403)"
+        fix = f"start `mlflow server` with --allowed-hosts {host}"
+    elif status:
+        what = f"answered HTTP {status.group(1)}, not as an MLflow tracking server would"
+        fix = "correct the URI (http://host:port, no path)"
+    elif uri.startswith(("http://", "https://")):
+        why = "connection refused" if "refused" in text else type(err).__name__
+        what = f"cannot be reached ({why})"
+        fix = "start the server (README: Tracking server for teams) or correct the URI"
+    else:
+        what = f"cannot be opened ({type(err).__name__})"
+        fix = "check the store's path and permissions"
+    return TrackingUnavailable(
+        f"MLflow tracking store {uri} (from {origin}) {what}. Fix: {fix}, or unset "
+        "MLFLOW_TRACKING_URI / set tracking.uri: null in params.yaml to use the embedded store"
+    )
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, str]:

@@ -8,6 +8,7 @@ on tiny data; then the runs are read back through MlflowClient and, directly, wi
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -118,3 +119,31 @@ def test_runs_live_in_postgresql(team):
     assert rows == {run.info.run_id: (run.info.run_name, "FINISHED") for run in runs.values()}
     assert loss_rows == team["summary"]["epochs"]
     assert epochs_param == "2"
+
+
+def test_a_url_that_is_no_tracking_server_fails_in_one_line(file_server):
+    """tracking.uri pointing at some other web server: the answer's status, and the fix."""
+    import copy
+
+    from conftest import project_params
+
+    from pipeline import tracking
+    from pipeline.config import compose
+
+    raw = copy.deepcopy(project_params())
+    raw["tracking"]["uri"] = file_server.base_url  # no MLflow API there (501: no POST)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        with pytest.raises(tracking.TrackingUnavailable) as failure:
+            tracking.connect(compose(raw))
+    expected = re.escape(f"MLflow tracking store {file_server.base_url} (from tracking.uri in "
+                         "params.yaml) answered HTTP ") + r"5\d\d, not as"
+    assert re.match(expected, str(failure.value))
+    assert "Fix: correct the URI" in str(failure.value)
+    # and a server that refuses the host name it is called by (MLflow's DNS-rebinding guard)
+    refused = Exception("API request to endpoint /api/2.0/mlflow/experiments/search failed "
+                        "with error code 403 != 200. Response body: 'Invalid Host header - "
+                        "possible DNS rebinding attack detected'")
+    message = str(tracking.unavailable("http://mlflow.lan:5000", "MLFLOW_TRACKING_URI", refused))
+    assert "refuses requests for this host name" in message
+    assert "--allowed-hosts mlflow.lan:5000" in message
