@@ -11,6 +11,7 @@ compares them side by side.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 import warnings
@@ -124,6 +125,10 @@ def log_baseline_run(name, params, manifest, estimator, x_train, metrics) -> str
                   "dataset": params.datasets[name]}
         tracking.log_params(client, run.info.run_id, tracking.flatten(config))
         tracking.log_metrics(client, run.info.run_id, metrics)
+        # A run artifact of its own, as the Keras runs have: MLflow 3.17's compare view
+        # breaks ("Something went wrong") on a run whose artifact list is empty.
+        client.log_text(run.info.run_id, json.dumps(metrics, indent=1, sort_keys=True),
+                        "metrics.json")
         example = x_train[:5]
         example = example.toarray() if hasattr(example, "toarray") else example
         mlflow.sklearn.log_model(

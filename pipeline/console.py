@@ -22,6 +22,7 @@ QUIET_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DVC_NO_ANALYTICS": "1",
     "MLFLOW_LOGGING_LEVEL": "ERROR",  # environment-export chatter on every log_model
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # "View run at" lines on a server
 }
 
 REAL_SOURCES = ("canonical", "mirror")

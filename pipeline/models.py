@@ -58,10 +58,12 @@ def build_model(name: str, model_cfg: DictConfig, input_shape: tuple[int, ...], 
 
 def build_callbacks(model_cfg: DictConfig, checkpoint_path: str, has_validation: bool) -> list:
     """EarlyStopping (best weights restored) and a best-model checkpoint, on the validation
-    split when there is one, and TerminateOnNaN always."""
+    split when there is one; TerminateOnNaN and a progress bar (at a terminal only) always."""
     import keras
 
-    callbacks: list = [keras.callbacks.TerminateOnNaN()]
+    from pipeline.progress import EpochProgress
+
+    callbacks: list = [keras.callbacks.TerminateOnNaN(), EpochProgress()]
     if has_validation:
         stop = model_cfg.early_stopping
         if stop is not None:

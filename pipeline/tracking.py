@@ -2,8 +2,9 @@
 
 Default: an embedded SQLite store in the project (`mlflow.db`), nothing to start;
 `mlflow ui --backend-store-uri sqlite:///mlflow.db` shows it. `tracking.uri` in
-params.yaml or `MLFLOW_TRACKING_URI` sends everything to a server instead. A
-store that can't be reached fails before any training, in one line.
+params.yaml (`http://host:5000`: a team's `mlflow server`, e.g. on PostgreSQL) or
+`MLFLOW_TRACKING_URI` sends everything to a server instead. A store that can't be
+reached fails before any training, in one line naming the URI and where it came from.
 All logging is batched (one `log_batch` per 100 values): over HTTP, single
 calls are ~100x slower.
 """
@@ -13,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -45,16 +48,41 @@ def connect(params: DictConfig) -> str:
     import mlflow
 
     uri = tracking_uri(params)
+    exported = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
+    if exported is None:  # MLflow copies the URI into the environment, where it would
+        os.environ.pop("MLFLOW_TRACKING_URI", None)  # outrank the next params' tracking.uri
     try:
         mlflow.search_experiments(max_results=1)
     except Exception as err:  # any failure here means: no usable store
-        raise TrackingUnavailable(
-            f"MLflow tracking store {uri} cannot be reached ({type(err).__name__}). Fix: start "
-            "the server, or unset MLFLOW_TRACKING_URI / set tracking.uri: null in params.yaml "
-            "to use the embedded store"
-        ) from None
+        origin = ("MLFLOW_TRACKING_URI" if exported
+                  else "tracking.uri in params.yaml" if params.tracking.uri else "the default")
+        raise unavailable(uri, origin, err) from None
     return uri
+
+
+def unavailable(uri: str, origin: str, err: Exception) -> TrackingUnavailable:
+    """One line: which store, set where, what went wrong, and the fix for that case."""
+    text = " ".join(str(err).split())
+    status = re.search(r"error code (\d{3})", text)
+    if "Invalid Host header" in text:
+        host = urlsplit(uri).netloc
+        what = "refuses requests for this host name (HTTP 403)"
+        fix = f"start `mlflow server` with --allowed-hosts {host}"
+    elif status:
+        what = f"answered HTTP {status.group(1)}, not as an MLflow tracking server would"
+        fix = "correct the URI (http://host:port, no path)"
+    elif uri.startswith(("http://", "https://")):
+        why = "connection refused" if "refused" in text else type(err).__name__
+        what = f"cannot be reached ({why})"
+        fix = "start the server (README: Tracking server for teams) or correct the URI"
+    else:
+        what = f"cannot be opened ({type(err).__name__})"
+        fix = "check the store's path and permissions"
+    return TrackingUnavailable(
+        f"MLflow tracking store {uri} (from {origin}) {what}. Fix: {fix}, or unset "
+        "MLFLOW_TRACKING_URI / set tracking.uri: null in params.yaml to use the embedded store"
+    )
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, str]:

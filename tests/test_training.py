@@ -150,15 +150,32 @@ def test_nan_loss_fails_and_saves_nothing(workspace):
     assert not out.exists()
 
 
-def test_unreachable_tracking_store_fails_before_training(workspace, monkeypatch):
+@pytest.mark.parametrize("via", ["MLFLOW_TRACKING_URI", "tracking.uri in params.yaml"])
+def test_unreachable_tracking_store_fails_before_training(workspace, monkeypatch, via):
+    import re
+    import time
+
     from pipeline.train import train
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", closed_port_url())
+    server = closed_port_url()  # an http:// tracking server that is down
+    params = workspace["params"]
+    if via == "MLFLOW_TRACKING_URI":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    else:  # the one setting, with no MLFLOW_TRACKING_URI around to outrank it
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        raw = copy.deepcopy(workspace["raw"])
+        raw["tracking"]["uri"] = server
+        params = compose(raw)
     fitted = []
     monkeypatch.setattr("pipeline.train.fit_once", lambda *a, **k: fitted.append(1))
     out = workspace["root"] / "no_store"
-    with pytest.raises(ConfigError, match="cannot be reached"):
-        train("imdb_dense", workspace["params"], workspace["data"], out)
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as failure:
+        train("imdb_dense", params, workspace["data"], out)
+    message = str(failure.value)
+    assert f"{server} (from {via}) cannot be reached" in message
+    assert re.search(r"Fix: start the server .* or unset MLFLOW_TRACKING_URI", message)
+    assert "\n" not in message and time.monotonic() - started < 10  # one line, fast
     assert fitted == [] and not out.exists()
 
 

@@ -1,0 +1,159 @@
+"""The MLflow UI in a real browser: what a person sees after `dvc repro`.
+
+The real stages (baseline, train, evaluate of IMDB, tiny data) fill a throw-away sqlite
+store, the default one; `mlflow ui` serves it, light, on 127.0.0.1; Playwright drives
+Debian's chromium through the UI as a person would: the experiment, its runs, both
+selected and compared. The numbers on screen are checked against the store, and a
+full-page screenshot is kept in test-artifacts/ to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+from servers import mlflow_server, prepared_project, require, run_stages, warm_up
+
+mlflow = pytest.importorskip("mlflow")
+
+DATASET, MODEL = "imdb", "imdb_dense"
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+INSTALL_CHROMIUM = ("apt-get install -y --no-install-recommends chromium "
+                    "(as root; `bash .ci/run` does it)")
+# Headless in a closed network: without the background-networking flags chromium keeps
+# dialing Google's hosts; as root it needs --no-sandbox.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+ARTIFACTS = ROOT / "test-artifacts"
+TIMEOUT_MS = 60_000
+
+# The cells a person reads on one line of a table: the label, then what lies to its right
+# at the same height. Layout, not CSS classes: MLflow's markup changes between releases.
+ROW_JS = """(label) => {
+  const centre = r => r.top + r.height / 2;
+  const seen = e => {  // on screen: not clipped away by a scrolled or virtualised table
+    const r = e.getBoundingClientRect();
+    if (r.height === 0) return false;
+    const hit = document.elementFromPoint(r.left + Math.min(r.width / 2, 5), centre(r));
+    return hit !== null && (hit === e || e.contains(hit) || hit.contains(e));
+  };
+  const heads = [...document.querySelectorAll('body *')]
+    .filter(e => e.textContent.trim() === label && seen(e));
+  if (!heads.length) return null;
+  const head = heads[heads.length - 1].getBoundingClientRect();
+  return [...document.querySelectorAll('body *')]
+    .filter(e => e.children.length === 0 && e.textContent.trim() && seen(e))
+    .map(e => [e.getBoundingClientRect(), e.textContent.trim()])
+    .filter(([r]) => r.left >= head.right && Math.abs(centre(r) - centre(head)) < 4)
+    .sort((a, b) => a[0].left - b[0].left).map(([, text]) => text);
+}"""
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """An sqlite store holding a baseline run and a Keras run of IMDB, made by the stages,
+    and `mlflow ui` over it. The UI starts first (it creates the tables) and boots while
+    the data is prepared; the stages write the store directly, as `dvc repro` does."""
+    sync_playwright()  # no browser, no point in filling a store
+    root = tmp_path_factory.mktemp("ui")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    previous_uri = mlflow.get_tracking_uri()
+    with mlflow_server("ui", uri, root) as ui, pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.chdir(root)  # artifacts go to ./mlruns beside the store
+        project = prepared_project(root, (DATASET,), tracking_uri=uri)
+        warm_up()
+        ui.ready()  # its schema is in place before the stages open the store
+        results = run_stages(project, DATASET, MODEL)
+        mlflow.set_tracking_uri(previous_uri)
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name(DATASET)
+        runs = {run.data.tags["model_kind"].split()[0]: run
+                for run in client.search_runs([experiment.experiment_id])}
+        yield {"root": root, "uri": uri, "url": ui.url, "runs": runs, **results}
+
+
+def shown_close_to(shown: str, stored: float) -> bool:
+    """The UI rounds for display: agree to the digits it shows."""
+    decimals = len(shown.partition(".")[2])
+    return abs(float(shown) - stored) <= 0.5 * 10 ** -decimals + 1e-9
+
+
+def sync_playwright():
+    """Playwright's entry point, once chromium and playwright are known to be there."""
+    require(CHROMIUM.is_file(), f"chromium ({CHROMIUM})", INSTALL_CHROMIUM)
+    try:
+        from playwright.sync_api import sync_playwright as start
+    except ImportError:
+        require(False, "playwright (the Python package)", "uv sync --locked (dev group)")
+    return start()
+
+
+def test_runs_compare_side_by_side_in_the_browser(store):
+    runs = store["runs"]
+    assert set(runs) == {"baseline", "keras"}, "the stages did not log both runs"
+    names = {kind: run.info.run_name for kind, run in runs.items()}
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "mlflow-ui-compare.png"
+
+    with sync_playwright() as pw:
+        started = time.monotonic()
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                     args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{store['url']}/#/experiments", wait_until="load")
+            page.get_by_text("Model training", exact=True).click()  # not the GenAI views
+            page.get_by_role("link", name=DATASET, exact=True).click()
+
+            # the experiment lists both runs
+            for name in names.values():
+                page.get_by_text(name, exact=True).wait_for()
+            assistant = page.get_by_role("button", name="Close")
+            if assistant.count():  # the assistant panel narrows the table
+                assistant.first.click()
+            for name in names.values():
+                page.get_by_role("row").filter(has_text=name).get_by_role(
+                    "checkbox", name=re.compile("toggle row selection")).check()
+            page.get_by_role("button", name="Compare", exact=True).click()
+            page.get_by_text("Comparing 2 Runs", exact=False).wait_for()
+            page.get_by_text("test_accuracy", exact=True).first.wait_for()
+            for section in ("Visualizations", "Parameters"):  # run details + metrics in view
+                page.get_by_text(section, exact=True).first.click()
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(screenshot), full_page=True)
+            print(f"browser part: {time.monotonic() - started:.1f}s; screenshot: {screenshot}")
+
+            # one column per run, in the order of the Run ID row
+            ids = page.evaluate(ROW_JS, "Run ID:")
+            assert sorted(ids or []) == sorted(r.info.run_id for r in runs.values()), ids
+            column = {kind: ids.index(run.info.run_id) for kind, run in runs.items()}
+            shown_names = page.evaluate(ROW_JS, "Run Name:")
+            assert all(shown_names[column[k]] == names[k] for k in runs), shown_names
+
+            # The metrics table shows its first rows (alphabetical) without scrolling, and
+            # MLflow misaligns names and values once it is scrolled: read those rows only.
+            # The shared test metric, on one line, equal to what the store holds:
+            cells = page.evaluate(ROW_JS, "test_accuracy")
+            assert cells and len(cells) == 2, f"test_accuracy: {cells}"
+            for kind, run in runs.items():
+                shown, stored = cells[column[kind]], run.data.metrics["test_accuracy"]
+                assert shown_close_to(shown, stored), f"test_accuracy {kind}: {shown} vs {stored}"
+            # each kind's own metric: a value for its run, NaN (not logged) for the other
+            for metric, owner, other in (("loss", "keras", "baseline"),
+                                         ("cv_accuracy", "baseline", "keras")):
+                cells = page.evaluate(ROW_JS, metric)
+                assert cells and len(cells) == 2, f"{metric}: {cells}"
+                assert cells[column[other]] == "NaN", f"{metric}: {cells}"
+                assert shown_close_to(cells[column[owner]], runs[owner].data.metrics[metric])
+            assert not page.get_by_text("Something went wrong").count(), (
+                f"the compare page shows an error; see {screenshot}")
+        finally:
+            browser.close()
+    assert screenshot.stat().st_size > 10_000
