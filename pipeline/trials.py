@@ -456,8 +456,12 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
 def prepare_tensorflow(options: DictConfig) -> None:
     """Parallel trials share the cores: give each its slice, before TensorFlow starts."""
     threads = options.threads_per_trial
-    if threads is None and options.parallel_trials > 1:
-        threads = max(1, (os.cpu_count() or 1) // options.parallel_trials)
+    if options.parallel_trials > 1:
+        from pipeline.progress import OFF_ENV
+
+        os.environ[OFF_ENV] = "off"  # one line per trial instead of interleaved epoch bars
+        if threads is None:
+            threads = max(1, (os.cpu_count() or 1) // options.parallel_trials)
     import tensorflow as tf
 
     tf.get_logger().setLevel(logging.ERROR)  # "retracing" notes: each trial builds a new model

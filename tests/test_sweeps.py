@@ -61,8 +61,7 @@ def test_every_search_space_has_a_config_and_composes():
         plan = make_plan(cfg.sweep, params, keys)
         assert plan.model == space and plan.objective.startswith(("val_", "kfold_val_"))
         # Every swept key exists in params.yaml (Hydra would refuse it otherwise).
-        for key in keys:
-            hydra_config(f"search_space={space}", f"{key}=1")
+        hydra_config(f"search_space={space}", *(f"{key}=1" for key in keys))
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
@@ -204,6 +203,7 @@ def test_grid_sweep_tracks_parent_and_children_and_matches_dvc_exp_run(project):
     assert max(history["val_accuracy"]) == best.data.metrics["objective"]
 
 
+@pytest.mark.slow  # the joblib launcher also runs in the Optuna test below
 def test_grid_sweep_with_the_joblib_launcher(project):
     result = sweep(project, "launcher=joblib", f"{LR}=0.002,0.02")
     assert "JoblibLauncher launcher" in result.stderr
@@ -212,15 +212,17 @@ def test_grid_sweep_with_the_joblib_launcher(project):
     assert trial["value"] >= 0
 
 
-def test_optuna_sweep_resumes_after_being_killed(project):
+def test_optuna_sweep_on_joblib_resumes_after_being_killed(project):
+    """Optuna asks 2 trials at a time, run by 2 joblib workers; the sweep is killed after the
+    first pair, then the same command reuses them and runs only the third."""
     path, env = project
-    args = ["search_space=fashion_mnist_dense", "hydra.sweeper.n_trials=3",
+    args = ["search_space=fashion_mnist_dense", "launcher=joblib", "hydra.sweeper.n_trials=3",
             "hydra.sweep.dir=sweeps/optuna"]
     first = subprocess.Popen([sys.executable, "-m", "pipeline.sweep", "-m", *args], cwd=path,
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              start_new_session=True)
     deadline = time.time() + 300
-    while not (path / "sweeps/optuna/1/trial.json").exists():  # two trials are done
+    while not all((path / f"sweeps/optuna/{n}/trial.json").exists() for n in (0, 1)):
         assert first.poll() is None and time.time() < deadline, first.stdout.read().decode()
         time.sleep(0.2)
     os.killpg(first.pid, signal.SIGKILL)  # the worst interruption: no cleanup at all
@@ -238,7 +240,7 @@ def test_optuna_sweep_resumes_after_being_killed(project):
         assert again["reused"] and again["overrides"] == trial["overrides"]
         assert again["value"] == trial["value"]
     assert "reused" not in output.split("trial 2/3: ")[1].splitlines()[0]
-    parent, children = sweep_runs(project, "BasicLauncher")
+    parent, children = sweep_runs(project, "JoblibLauncher")
     assert parent.data.tags["sweep.model"] == MODEL and parent.info.status == "FINISHED"
     states = sorted(c.info.status for c in children)
     assert states.count("FINISHED") == 3 and set(states) <= {"FINISHED", "KILLED"}
