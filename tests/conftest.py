@@ -211,6 +211,17 @@ def tiny_params(
     return params
 
 
+def mirrored_params(root: Path) -> dict[str, Any]:
+    """tiny_params() served from a local mirror folder (no server, 'no network' otherwise)."""
+    files = make_upstream_files()
+    mirror = root / "mirror"
+    for name, named in files.items():
+        (mirror / name).mkdir(parents=True)
+        for fname, data in named.items():
+            (mirror / name / fname).write_bytes(data)
+    return tiny_params(closed_port_url(), files, root / "cache", mirrors=[str(mirror)])
+
+
 def serve_all(server: FileServer, files: dict[str, dict[str, bytes]]) -> None:
     for name, named in files.items():
         for fname, data in named.items():

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import closed_port_url, make_upstream_files, tiny_params
+from conftest import mirrored_params
 
 BIN = Path(sys.executable).parent
 IN_CI = bool(os.environ.get("CI"))
@@ -53,13 +53,7 @@ def prepared_project(root: Path, datasets: tuple[str, ...], tracking_uri: str) -
     from pipeline.download import download
     from pipeline.prepare import prepare
 
-    files = {name: named for name, named in make_upstream_files().items()}
-    mirror = root / "mirror"
-    for name, named in files.items():
-        (mirror / name).mkdir(parents=True)
-        for fname, data in named.items():
-            (mirror / name / fname).write_bytes(data)
-    raw = tiny_params(closed_port_url(), files, root / "cache", mirrors=[str(mirror)])
+    raw = mirrored_params(root)
     for model in raw["models"].values():
         model["epochs"] = 2
     raw["baseline"].update({"cv_folds": 2, "n_jobs": 1})

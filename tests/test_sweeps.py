@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, closed_port_url, make_upstream_files, tiny_params
+from conftest import ROOT, mirrored_params
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
@@ -97,13 +97,7 @@ def test_params_yaml_edits_reach_the_sweep_config(tmp_path):
 def project(tmp_path_factory):
     """A DVC project on tiny data, prepared by `dvc repro` (data from a local mirror)."""
     root = tmp_path_factory.mktemp("sweeps")
-    files = make_upstream_files()
-    mirror = root / "mirror"
-    for name, named in files.items():
-        (mirror / name).mkdir(parents=True)
-        for fname, data in named.items():
-            (mirror / name / fname).write_bytes(data)
-    params = tiny_params(closed_port_url(), files, root / "cache", mirrors=[str(mirror)])
+    params = mirrored_params(root)
     params["datasets"] = {"fashion_mnist": params["datasets"]["fashion_mnist"]}
     params["models"] = {MODEL: {**params["models"][MODEL], "epochs": 3}}
     path, env = make_project(root, params)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import closed_port_url, make_upstream_files, tiny_params
+from conftest import closed_port_url, mirrored_params
 
 from pipeline.config import compose
 from pipeline.download import download
@@ -35,14 +35,7 @@ def small_models(raw: dict) -> dict:
 def workspace(tmp_path_factory):
     """Prepared tiny datasets (served from a local mirror folder) and an empty MLflow store."""
     root = tmp_path_factory.mktemp("training")
-    files = make_upstream_files()
-    mirror = root / "mirror"
-    for name, named in files.items():
-        (mirror / name).mkdir(parents=True)
-        for fname, data in named.items():
-            (mirror / name / fname).write_bytes(data)
-    raw = small_models(tiny_params(closed_port_url(), files, root / "cache",
-                                   mirrors=[str(mirror)]))
+    raw = small_models(mirrored_params(root))
     raw["tracking"]["uri"] = f"sqlite:///{root / 'mlflow.db'}"
     params = compose(raw)
     data = root / "data"
@@ -289,8 +282,6 @@ def test_mlflow_models_serve_answers_a_rest_request(workspace, tmp_path):
     import sys
     import time
     import urllib.request
-
-    from conftest import closed_port_url
 
     from pipeline.train import train
 
