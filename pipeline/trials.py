@@ -519,7 +519,8 @@ def run_trial(cfg: DictConfig) -> float:
     experiment = experiment_id(client, plan.dataset)
     parent = find_parent(client, experiment, str(Path(hydra_cfg.sweep.dir).resolve())) \
         if multirun else None
-    record = {"trial": number, "overrides": swept, "objective": plan.objective, "key": key}
+    record = {"trial": number, "overrides": swept, "objective": plan.objective, "key": key,
+              "started": time.time()}
 
     if parent is not None and cfg.sweep.resume:
         done = finished_trial(client, experiment, parent.info.run_id, key)
@@ -528,7 +529,7 @@ def run_trial(cfg: DictConfig) -> float:
             log.info("%s: %s -> %s=%.4f (finished before, run %s: reused)", label, shown,
                      plan.objective, value, done.info.run_id)
             write_json(out_dir / "trial.json", {**record, "value": value, "reused": True,
-                                                "run_id": done.info.run_id})
+                                                "run_id": done.info.run_id, "ended": time.time()})
             return value
 
     tags = {**tracking.run_tags(plan.dataset, manifest, "sweep", "keras"),
@@ -559,7 +560,8 @@ def run_trial(cfg: DictConfig) -> float:
         raise
     client.set_terminated(run_id, "FINISHED")
     write_json(out_dir / "trial.json", {**record, "value": value, "run_id": run_id,
-                                        "history": history, "summary": summary})
+                                        "history": history, "summary": summary,
+                                        "ended": time.time()})
     log.info("%s: %s -> %s=%.4f, %s epochs, %.1fs (run %s)", label, shown, plan.objective,
              value, summary.get("epochs", "-"), summary["train_seconds"], run_id)
     return value
