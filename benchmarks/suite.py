@@ -332,13 +332,15 @@ def accuracy_rows(suite: Suite) -> list[Row]:
 
 
 def import_seconds(suite: Suite) -> dict[str, float]:
-    """What one process pays to import each heavy library here (median of 3)."""
-    out = {}
+    """What one fresh process pays to import each heavy library here (median);
+    nothing with --import-repeats 0."""
+    out: dict[str, float] = {}
+    if suite.args.import_repeats < 1:
+        return out
     for label, code in (("python", "pass"), ("tensorflow+keras", "import keras, tensorflow"),
-                        ("mlflow", "import mlflow"), ("sklearn", "import sklearn.linear_model"),
-                        ("all three", "import keras, tensorflow, mlflow, sklearn.linear_model")):
-        out[label] = statistics.median(
-            suite.ws.run([sys.executable, "-c", code]).seconds for _ in range(3))
+                        ("mlflow", "import mlflow"), ("sklearn", "import sklearn.linear_model")):
+        out[label] = statistics.median(suite.ws.run([sys.executable, "-c", code]).seconds
+                                       for _ in range(suite.args.import_repeats))
     return out
 
 
@@ -405,15 +407,16 @@ def time_rows(suite: Suite) -> list[Row]:
     suite.details["time"] = breakdown
     gap = pipe[0] - books[0]
     tax = {side: statistics.median(import_tax(run, imports) for run in breakdown["imported"][side])
-           for side in ("pipeline", "books")}
+           for side in ("pipeline", "books")} if imports else {}
     breakdown["import_tax_seconds"] = tax
     met = statistics.median(ratios) <= 1.15
     cause = "" if met else (
         f"gap {gap:.0f} s. Imports: {breakdown['pipeline_processes_with_tensorflow']:.0f} stage "
         f"processes import TensorFlow, {breakdown['pipeline_processes_with_mlflow']:.0f} MLflow "
-        f"(books: {breakdown['books_processes_with_tensorflow']:.0f} scripts, no MLflow): "
-        f"about {tax['pipeline']:.0f} s of imports vs {tax['books']:.0f} s, at this run's "
-        f"import times; DVC's own work (hashing, caching outputs, lock) "
+        f"(books: {breakdown['books_processes_with_tensorflow']:.0f} scripts, no MLflow)"
+        + (f": about {tax['pipeline']:.0f} s of imports vs {tax['books']:.0f} s, at this run's "
+           "import times" if tax else "") +
+        "; DVC's own work (hashing, caching outputs, lock) "
         f"{breakdown['dvc_overhead_seconds']:.0f} s; stages by kind (s): " + ", ".join(
             f"{k} {v:.0f}" for k, v in sorted(breakdown["stage_seconds_by_kind"].items())))
     rows = [Row("2 time", f"full `dvc repro` ({len(suite.datasets)} datasets) vs the books' "
@@ -699,6 +702,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="paired full runs (accuracy, time, memory) and param-change "
                              "reruns (default 2)")
     parser.add_argument("--noop-repeats", type=int, default=5)
+    parser.add_argument("--import-repeats", type=int, default=3,
+                        help="fresh-process import timings, for the time row's causes")
     parser.add_argument("--throughput-epochs", type=int, default=3)
     parser.add_argument("--throughput-repeats", type=int, default=3)
     parser.add_argument("--change", default=None,
