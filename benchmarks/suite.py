@@ -720,6 +720,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
     args.only = [r.strip() for r in args.only.split(",") if r.strip()]
+    if not args.only:
+        parser.error("--only needs at least one row")
     unknown = [r for r in args.only if r not in ROWS]
     if unknown:
         parser.error(f"unknown row(s) {unknown}; known: {', '.join(ROWS)}")
@@ -745,13 +747,22 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[Row] = []
     errors: list[str] = []
+    out = Path(args.out_dir)
     for name in args.only:
         try:
             rows.extend(ROWS[name](suite))
-        except (BenchError, subprocess.TimeoutExpired, KeyError, ValueError) as err:
-            errors.append(f"{name}: {err}")
+        except Exception as err:  # one broken row must not cost the others' numbers
+            errors.append(f"{name}: {type(err).__name__}: {err}")
             say(f"row {name} FAILED: {err}")
+        text = write_results(out, started, args, argv, sources, rows, suite.details, errors)
+    print(text)
+    say(f"wrote {out / started}.md and .json")
+    return 1 if errors else 0
 
+
+def write_results(out: Path, started: str, args: argparse.Namespace, argv: list[str] | None,
+                  sources: dict, rows: list[Row], details: dict, errors: list[str]) -> str:
+    """The table so far, after every row: a long run that dies still leaves its numbers."""
     header = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.node()}, {os.cpu_count()} cores, Python "
@@ -762,12 +773,9 @@ def main(argv: list[str] | None = None) -> int:
                                                       else sys.argv[1:]),
         "sources": sources,
     }
-    text = render(rows, header, suite.details, errors)
-    print(text)
-    out = Path(args.out_dir)
+    text = render(rows, header, details, errors)
     with atomic_file(out / f"{started}.md", "w") as fh:
         fh.write(text)
     write_json(out / f"{started}.json", {"header": header, "rows": [asdict(r) for r in rows],
-                                         "details": suite.details, "errors": errors})
-    say(f"wrote {out / started}.md and .json")
-    return 1 if errors else 0
+                                         "details": details, "errors": errors})
+    return text
