@@ -427,6 +427,8 @@ def time_rows(suite: Suite) -> list[Row]:
                 {"pipeline": [r["pipeline"].seconds for r in runs],
                  "books": [r["books_seconds"] for r in runs]})]
 
+    rows.extend(split_time_rows(runs))
+
     say("no-op dvc repro ...")
     noop = [suite.ws.repro().seconds for _ in range(suite.args.noop_repeats)]
     n = summary(noop)
@@ -436,6 +438,33 @@ def time_rows(suite: Suite) -> list[Row]:
                     "" if n[0] < 3 else "see `dvc repro -v`: stage collection and hashing",
                     {"pipeline": noop}))
     rows.append(param_change_row(suite))
+    return rows
+
+
+def split_time_rows(runs: list[dict[str, Any]]) -> list[Row]:
+    """The full-run ratio split in two, from the same runs: Keras models (prepare, train,
+    evaluate stages vs the model scripts) and baselines (baseline stages vs the SGD
+    scripts), so one slow side cannot hide behind the other."""
+    rows = []
+    for label, kinds, is_baseline in (
+            ("Keras models: `prepare`+`train`+`evaluate` stages vs the model scripts",
+             ("prepare", "train", "evaluate"), False),
+            ("baselines: `baseline` stages vs the SGD scripts", ("baseline",), True)):
+        pipe, books = [], []
+        for run in runs:
+            pipe.append(sum(p.seconds for p in run["pipeline"].procs
+                            if p.name.split("@")[0] in kinds and "@" in p.name))
+            books.append(sum(t.seconds for key, t in run["books"].items()
+                             if key.endswith(f"/{BASELINE}") == is_baseline))
+        if not all(books):
+            continue
+        ratios = [p / b for p, b in zip(pipe, books, strict=True)]
+        ps, bs = summary(pipe), summary(books)
+        rows.append(Row("2 time", f"{label} (part of the full run above)",
+                        f"{ps[0]:.1f} s ({ps[1]:.0f}-{ps[2]:.0f})",
+                        f"{bs[0]:.1f} s ({bs[1]:.0f}-{bs[2]:.0f})",
+                        statistics.median(ratios), min(ratios), max(ratios), "(breakdown)", None,
+                        values={"pipeline": pipe, "books": books}))
     return rows
 
 
