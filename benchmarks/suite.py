@@ -1,6 +1,6 @@
 """Benchmark suite: the pipeline against the books' plain code, same data, same machine.
 
-    uv run --locked python -m benchmarks            # everything, defaults (~35 min here)
+    uv run --locked python -m benchmarks            # everything, defaults (~40-85 min)
     uv run --locked python -m benchmarks --only throughput --datasets mnist,imdb
 
 Builds a throw-away copy of the project (pipeline/, dvc.yaml, params.yaml) in
@@ -269,6 +269,7 @@ class Suite:
             run: dict[str, Any] = {"seed": seed, "order": order}
             for side in order:
                 say(f"full run {r + 1}/{self.args.repeats} (seed {seed}): {side} ...")
+                run[f"{side}_load_before"] = os.getloadavg()[0]  # others' work on the box
                 if side == "pipeline":
                     run["pipeline"] = self.ws.repro("--no-run-cache")
                     run["pipeline_metrics"] = {
@@ -277,6 +278,7 @@ class Suite:
                 else:
                     run["books_seconds"], run["books"], run["books_metrics"] = \
                         self.run_books(self.datasets)
+                run[f"{side}_load_after"] = os.getloadavg()[0]
                 seconds = run["pipeline"].seconds if side == "pipeline" else run["books_seconds"]
                 say(f"  {side}: {seconds:.1f} s")
             runs.append(run)
@@ -387,6 +389,7 @@ def time_breakdown(suite: Suite, runs: list[dict[str, Any]]) -> dict[str, Any]:
         imported["books"].append([p.imported for t in run["books"].values() for p in t.procs])
     pipeline_total = statistics.median(r["pipeline"].seconds for r in runs)
     return {
+        "load_average": [{k: round(v, 2) for k, v in r.items() if "_load_" in k} for r in runs],
         "pipeline_seconds": pipeline_total,
         "books_seconds": statistics.median(r["books_seconds"] for r in runs),
         "stage_seconds_by_kind": {k: statistics.median(v) for k, v in kinds.items()},
@@ -689,6 +692,9 @@ def render(rows: list[Row], header: dict[str, Any], details: dict[str, Any],
                   for k, v in t["import_seconds"].items()]
         lines += [f"| {side}: imports per full run, estimated | {v:.0f} |"
                   for side, v in t.get("import_tax_seconds", {}).items()]
+        lines += [f"| full run {i + 1}: 1-min load average before/after each side | " + ", ".join(
+            f"{k.replace('_load_', ' ')} {v}" for k, v in loads.items()) + " |"
+            for i, loads in enumerate(t.get("load_average", []))]
     if "peak_rss_mb" in details:
         rss = details["peak_rss_mb"]
         lines += ["", "## Peak RSS per stage and script (MB, medians)", "",
