@@ -801,6 +801,7 @@ def main(argv: list[str] | None = None) -> int:
     ws = Workspace(Path(args.workdir).resolve(), params)
     suite = Suite(args, ws, models)
     started = time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime())
+    args.commit = git_commit()  # the code that runs: taken now, not when the table is written
     say(f"workspace {ws.path}: downloading {', '.join(suite.datasets)} ...")
     ws.create()
     ws.repro("--glob", "download@*")
@@ -830,7 +831,7 @@ def write_results(out: Path, started: str, args: argparse.Namespace, argv: list[
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.node()}, {os.cpu_count()} cores, Python "
                    f"{platform.python_version()}",
-        "commit": git_commit(),
+        "commit": args.commit,
         "repeats": args.repeats,
         "command": "python -m benchmarks " + " ".join(argv if argv is not None
                                                       else sys.argv[1:]),
