@@ -125,6 +125,7 @@ class Workspace:
         self.logs.mkdir()
         shutil.copytree(ROOT / "pipeline", self.path / "pipeline",
                         ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / "conf", self.path / "conf")  # sweeps (row 5)
         shutil.copy(ROOT / "dvc.yaml", self.path / "dvc.yaml")
         (self.path / ".gitignore").write_text("/data/\n/mlflow.db\n*.keras\n")
         self.write_params()
@@ -654,6 +655,79 @@ def throughput_cause(ratios: list[float], result: dict, args: argparse.Namespace
     return text
 
 
+# --- 5. sweeps -------------------------------------------------------------------------
+
+SWEEP_MODELS = ("imdb_dense", "reuters_dense", "mnist_dense", "fashion_mnist_dense")
+
+
+def sweep_model(suite: Suite) -> str:
+    """--sweep-model, else the first small model whose dataset the suite has."""
+    if suite.args.sweep_model:
+        return suite.args.sweep_model
+    for model in SWEEP_MODELS:
+        if model in suite.models:
+            return model
+    return next(iter(suite.models))
+
+
+@row("sweeps")
+def sweep_rows(suite: Suite) -> list[Row]:
+    """Trials/s of the same grid sweep on the joblib launcher (2 workers) and on the basic
+    (sequential) launcher, alternating, each a fresh MLflow parent (no trial reused)."""
+    model = sweep_model(suite)
+    dataset = suite.models[model]
+    if not (suite.ws.path / "data" / dataset / "prepared" / "manifest.json").exists():
+        suite.ws.repro(f"prepare@{dataset}")
+    trials, epochs = suite.args.sweep_trials, suite.args.sweep_epochs
+    rates = ",".join(f"{0.0005 * (i + 1):g}" for i in range(trials))
+    grid = [f"models.{model}.epochs={epochs}", f"models.{model}.optimizer.learning_rate={rates}"]
+    walls: dict[str, list[float]] = {"basic": [], "joblib": []}
+    training: dict[str, list[float]] = {"basic": [], "joblib": []}
+    phases: dict[str, list[float]] = {"basic": [], "joblib": []}  # first trial start to last end
+    for r in range(suite.args.repeats):
+        for launcher in (("basic", "joblib") if r % 2 == 0 else ("joblib", "basic")):
+            say(f"sweeps: {trials} trials of {model}, {launcher} launcher ({r + 1}/"
+                f"{suite.args.repeats}) ...")
+            sweep_dir = suite.ws.path / "sweeps" / f"bench-{r}-{launcher}"
+            shutil.rmtree(sweep_dir, ignore_errors=True)
+            timed = suite.ws.run([sys.executable, "-m", "pipeline.sweep", "-m",
+                                  f"launcher={launcher}", "sweep.resume=false",
+                                  f"hydra.sweep.dir={sweep_dir}", *grid])
+            records = [json.loads(p.read_text()) for p in sweep_dir.glob("*/trial.json")]
+            trained = [t["summary"]["train_seconds"] for t in records if not t.get("reused")]
+            if len(trained) != trials:
+                raise BenchError(f"sweeps: {launcher} trained {len(trained)} of {trials} trials")
+            phases[launcher].append(max(t["ended"] for t in records)
+                                    - min(t["started"] for t in records))
+            walls[launcher].append(timed.seconds)
+            training[launcher].append(sum(trained))
+            say(f"  {timed.seconds:.1f} s, {trials / timed.seconds:.3f} trials/s")
+    rates_of = {k: [trials / s for s in v] for k, v in walls.items()}
+    ratios = [j / b for j, b in zip(rates_of["joblib"], rates_of["basic"], strict=True)]
+    ratio = statistics.median(ratios)
+    fixed = {k: statistics.median(w) - statistics.median(t) / (2 if k == "joblib" else 1)
+             for (k, w), t in zip(walls.items(), training.values(), strict=True)}
+    steady = statistics.median(phases["basic"]) / statistics.median(phases["joblib"])
+    cause = ""
+    if ratio < 1.7:
+        cause = (f"each sweep pays fixed costs the trials can't share: ~{fixed['basic']:.0f} s "
+                 f"(basic) / ~{fixed['joblib']:.0f} s (joblib) of start-up, TensorFlow/MLflow "
+                 "imports (again in each joblib worker), preflight and MLflow bookkeeping; "
+                 f"the {trials} trials trained for {statistics.median(training['basic']):.0f} s"
+                 f" sequentially (2 TensorFlow threads each) vs "
+                 f"{statistics.median(training['joblib']):.0f} s in 2 workers (1 thread each): "
+                 "one trial already keeps both cores busy; between the first trial's start "
+                 f"and the last one's end, joblib is {steady:.2f}x the basic launcher")
+    pipe, ref = summary(rates_of["joblib"]), summary(rates_of["basic"])
+    return [Row(
+        "5 sweeps", f"{model}: trials/s, joblib (2 workers) vs basic launcher ({trials} "
+        f"trials of {epochs} epochs, n={len(ratios)})",
+        f"{pipe[0]:.3f} ({pipe[1]:.3f}-{pipe[2]:.3f})", f"{ref[0]:.3f} ({ref[1]:.3f}-{ref[2]:.3f})",
+        ratio, min(ratios), max(ratios), "≥ 1.7x", ratio >= 1.7, cause,
+        {"walls": walls, "training": training, "trial_phases": phases, "fixed_seconds": fixed,
+         "steady_ratio": steady})]
+
+
 # --- output ----------------------------------------------------------------------------
 
 
@@ -769,6 +843,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="fresh-process import timings, for the time row's causes")
     parser.add_argument("--throughput-epochs", type=int, default=3)
     parser.add_argument("--throughput-repeats", type=int, default=3)
+    parser.add_argument("--sweep-model", default=None,
+                        help=f"row 5's model (default: first of {', '.join(SWEEP_MODELS)})")
+    parser.add_argument("--sweep-trials", type=int, default=8)
+    parser.add_argument("--sweep-epochs", type=int, default=3)
     parser.add_argument("--change", default=None,
                         help="the param the rerun row toggles (default "
                              "datasets.imdb.load.num_words, else the first model's epochs)")

@@ -30,6 +30,7 @@ def test_suite_runs_on_a_tiny_config(file_server, upstream_files, tmp_path):
         [sys.executable, "-m", "benchmarks", "--params", str(params_file),
          "--datasets", "mnist", "--repeats", "1", "--epochs", "1", "--noop-repeats", "1",
          "--import-repeats", "0", "--throughput-epochs", "1", "--throughput-repeats", "1",
+         "--sweep-trials", "2", "--sweep-epochs", "1",
          "--workdir", str(tmp_path / "work"), "--out-dir", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -41,7 +42,7 @@ def test_suite_runs_on_a_tiny_config(file_server, upstream_files, tmp_path):
                                                    "detail": data["header"]["sources"]["mnist"]
                                                    ["detail"]}}
     groups = {row["row"] for row in data["rows"]}
-    assert groups == {"1 accuracy", "2 time", "3 memory", "4 throughput"}
+    assert groups == {"1 accuracy", "2 time", "3 memory", "4 throughput", "5 sweeps"}
     for row in data["rows"]:
         assert isinstance(row["ratio"], float) and math.isfinite(row["ratio"]), row
         assert row["ratio"] > 0, row
