@@ -495,7 +495,12 @@ def param_change_row(suite: Suite) -> Row:
     parts = key.split(".")
     dataset = parts[1] if parts[0] == "datasets" else suite.models[parts[1]]
     original = suite.ws.get(key)
-    changed = original - 1 if original > 1 else original + 1
+    if isinstance(original, bool) or not isinstance(original, int | float):
+        raise BenchError(f"--change {key}: {original!r} is not a number to nudge")
+    if isinstance(original, float):  # fractions (split.validation, learning rates)
+        changed = round(original * 0.9, 10)
+    else:
+        changed = original - 1 if original > 1 else original + 1
     samples = []
     for r in range(suite.args.repeats):
         suite.ws.set(key, changed if r % 2 == 0 else original)
