@@ -13,10 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import ROOT, serve_all, tiny_params
 
 
+@pytest.mark.slow  # ~4 min: a real dvc repro, the books' scripts and 2 sweeps, tiny data
 def test_suite_runs_on_a_tiny_config(file_server, upstream_files, tmp_path):
     serve_all(file_server, upstream_files)
     params = tiny_params(file_server.base_url, upstream_files, tmp_path / "cache")
