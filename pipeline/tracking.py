@@ -196,14 +196,25 @@ def selection_metric(task: str, kfold: bool) -> tuple[str, bool]:
     return "val_accuracy", True
 
 
+def best_value(metric: str, higher: bool, history: dict, summary: dict) -> float | None:
+    """A run's figure for `metric`: its summary's (K-fold) value, else its best epoch."""
+    if metric in summary:
+        return float(summary[metric])
+    values = history.get(metric)
+    return float(max(values) if higher else min(values)) if values else None
+
+
 def selection_score(task: str, history: dict, summary: dict) -> tuple[str, float, bool]:
     """(metric name, value, higher_is_better) of one trained model."""
     metric, higher = selection_metric(task, "kfold_val_mae_mean" in summary)
-    if metric in summary:
-        return metric, float(summary[metric]), higher
-    default = 0.0 if higher else float("inf")
-    values = history.get(metric, [default])
-    return metric, float(max(values) if higher else min(values)), higher
+    value = best_value(metric, higher, history, summary)
+    return metric, (0.0 if higher else float("inf")) if value is None else value, higher
+
+
+def run_config(params: DictConfig, model: str) -> dict[str, Any]:
+    """What a Keras run logs as its params: the seed, the model and its dataset's entry."""
+    cfg = params.models[model]
+    return {"seed": params.seed, "model": cfg, "dataset": params.datasets[cfg.dataset]}
 
 
 def promote_if_best(dataset: str, run_id: str, metric: str, value: float, higher: bool):

@@ -156,8 +156,8 @@ def log_training_run(name, params, cfg, manifest, model, history, summary, x_tra
     tags = tracking.run_tags(cfg.dataset, manifest, f"train@{name}", "keras")
     with mlflow.start_run(run_name=f"{cfg.dataset} {name} (keras)", tags=tags) as run:
         client = mlflow.MlflowClient()
-        config = {"seed": params.seed, "model": cfg, "dataset": params.datasets[cfg.dataset]}
-        tracking.log_params(client, run.info.run_id, tracking.flatten(config))
+        tracking.log_params(client, run.info.run_id,
+                            tracking.flatten(tracking.run_config(params, name)))
         epochs = len(history["loss"])
         tracking.log_metric_series(client, run.info.run_id, [
             (epoch, {key: values[epoch] for key, values in history.items()})

@@ -475,13 +475,13 @@ def prepare_tensorflow(options: DictConfig) -> None:
 
 
 def objective_value(plan: Plan, history: dict, summary: dict) -> float:
-    if plan.objective in summary:
-        return float(summary[plan.objective])
-    values = history.get(plan.objective)
-    if not values:
+    from pipeline.tracking import best_value
+
+    value = best_value(plan.objective, plan.higher, history, summary)
+    if value is None:
         raise DataError(f"sweep: the trial recorded no '{plan.objective}'. Fix: pick a metric "
                         f"of its history: {', '.join(sorted(history))}")
-    return float(max(values) if plan.higher else min(values))
+    return value
 
 
 def run_trial(cfg: DictConfig) -> float:
@@ -546,9 +546,8 @@ def run_trial(cfg: DictConfig) -> float:
                 plan.model, params, prepared, manifest, train_split, Path(scratch),
                 final_fit=not plan.objective.startswith("kfold_"))
         value = objective_value(plan, history, summary)
-        config = {"seed": params.seed, "model": params.models[plan.model],
-                  "dataset": params.datasets[plan.dataset]}
-        tracking.log_params(client, run_id, tracking.flatten(config))
+        tracking.log_params(client, run_id,
+                            tracking.flatten(tracking.run_config(params, plan.model)))
         tracking.log_metric_series(client, run_id, [
             (epoch, {k: v[epoch] for k, v in history.items()})
             for epoch in range(len(history.get("loss", [])))])
