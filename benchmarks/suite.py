@@ -127,6 +127,7 @@ class Workspace:
                         ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(ROOT / "conf", self.path / "conf")  # sweeps (row 5)
         shutil.copy(ROOT / "dvc.yaml", self.path / "dvc.yaml")
+        shutil.copy(ROOT / ".dvcignore", self.path / ".dvcignore")
         (self.path / ".gitignore").write_text("/data/\n/mlflow.db\n*.keras\n")
         self.write_params()
         for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"],
@@ -374,7 +375,7 @@ def time_breakdown(suite: Suite, runs: list[dict[str, Any]]) -> dict[str, Any]:
     imported: dict[str, list[list[list[str]]]] = {"pipeline": [], "books": []}
     for run in runs:
         stages = [p for p in run["pipeline"].procs if "@" in p.name or p.name in
-                  ("probe", "report")]
+                  ("check", "report")]
         per_kind: dict[str, float] = {}
         for p in stages:
             kind = p.name.split("@")[0]
@@ -533,7 +534,7 @@ def param_change_row(suite: Suite) -> Row:
 
 
 def stage_dataset(name: str, models: dict[str, str]) -> str | None:
-    """The dataset a stage (or a books' script run) belongs to; None for probe/report."""
+    """The dataset a stage (or a books' script run) belongs to; None for check/report."""
     target = name.split("@")[1] if "@" in name else None
     if target is None:
         return None
@@ -549,7 +550,7 @@ def memory_rows(suite: Suite) -> list[Row]:
         for p in run["pipeline"].procs:
             if p.name == "dvc":  # its children are the stages, listed on their own
                 stage_peaks.setdefault(p.name, []).append(p.rss_mb)
-            elif "@" in p.name or p.name in ("probe", "report"):
+            elif "@" in p.name or p.name in ("check", "report"):
                 stage_peaks.setdefault(p.name, []).append(max(p.rss_mb, p.children_rss_mb))
     book_peaks: dict[str, list[float]] = {}
     for run in runs:
@@ -621,7 +622,7 @@ def imdb_bytes_rows(suite: Suite) -> list[Row]:
 
 @row("throughput")
 def throughput_rows(suite: Suite) -> list[Row]:
-    """samples/s of `pipeline.train.fit_once` vs bare `model.fit`, one process per run."""
+    """samples/s of `pipeline.training.fit_once` vs bare `model.fit`, one process per run."""
     if not (suite.ws.path / "data").exists() or not any(
             (suite.ws.path / "data" / d / "prepared").exists() for d in suite.datasets):
         say("throughput: preparing the data (dvc repro prepare@*) ...")

@@ -1,4 +1,4 @@
-"""Training throughput, one process: the pipeline's loop (`pipeline.train.fit_once`, with
+"""Training throughput, one process: the pipeline's loop (`pipeline.training.fit_once`, with
 its callbacks: early stopping, best-model checkpoint, TerminateOnNaN) against bare
 `model.fit` on the same prepared arrays and the same model, interleaved A/B/B/A.
 
@@ -21,8 +21,8 @@ from omegaconf import OmegaConf
 from pipeline.config import load_params, model_config
 from pipeline.files import load_split
 from pipeline.models import build_model
-from pipeline.prepare import read_manifest
-from pipeline.train import fit_once, seed_everything
+from pipeline.layout import read_manifest
+from pipeline.training import fit_once, seed_everything
 
 
 def bare_fit(name, cfg, manifest, train, val, epochs: int) -> tuple[float, int]:

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline import facts, layout
 from pipeline.config import dataset_config, load_params
 from pipeline.console import run_stage, source_banner
-from pipeline.files import load_split, write_json
-from pipeline.prepare import read_manifest
+from pipeline.files import dense, load_split, write_json
 
 log = logging.getLogger("pipeline.baseline")
 
@@ -84,8 +84,10 @@ def baseline(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> di
     from pipeline import tracking
 
     ds = dataset_config(params, name)
-    prepared = data_dir / name / "prepared"
-    manifest = read_manifest(prepared)
+    prepared = layout.prepared_dir(data_dir, name)
+    manifest = layout.read_manifest(prepared)
+    facts.check_rows(params, {name: manifest}, models=[])  # CV folds against the rows there are
+    facts.check_baseline_options(params)  # scikit-learn's own checks of the SGD options
     tracking.connect(params)  # fail fast, before the work
     banner = source_banner(name, manifest["source"])
     if banner:
@@ -116,21 +118,19 @@ def log_baseline_run(name, params, manifest, estimator, x_train, metrics) -> str
 
     from pipeline import tracking
 
-    mlflow.set_experiment(name)
     kind = "SGDRegressor" if params.datasets[name].task == "regression" else "SGDClassifier"
     tags = tracking.run_tags(name, manifest, f"baseline@{name}", f"baseline {kind}")
-    with mlflow.start_run(run_name=f"{name} baseline ({kind})", tags=tags) as run:
+    with tracking.live_run(name, f"baseline@{name}", f"{name} baseline ({kind})", tags) as run:
         client = mlflow.MlflowClient()
         config = {"seed": params.seed, "baseline": params.baseline,
-                  "dataset": params.datasets[name]}
+                  "dataset": tracking.dataset_params(params, name)}
         tracking.log_params(client, run.info.run_id, tracking.flatten(config))
         tracking.log_metrics(client, run.info.run_id, metrics)
         # A run artifact of its own, as the Keras runs have: MLflow 3.17's compare view
         # breaks ("Something went wrong") on a run whose artifact list is empty.
         client.log_text(run.info.run_id, json.dumps(metrics, indent=1, sort_keys=True),
                         "metrics.json")
-        example = x_train[:5]
-        example = example.toarray() if hasattr(example, "toarray") else example
+        example = dense(x_train[:5])
         mlflow.sklearn.log_model(
             estimator, name="model", input_example=example,
             signature=infer_signature(example, estimator.predict(example)),
@@ -145,11 +145,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("dataset", help="a dataset name under `datasets:` in params.yaml")
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--data-dir", default=str(layout.DATA))
     parser.add_argument("--out-dir", default=None, help="default: results/<dataset>/baseline")
     args = parser.parse_args(argv)
-    out = Path(args.out_dir or f"results/{args.dataset}/baseline")
-    run_stage(lambda: baseline(args.dataset, load_params(args.params), Path(args.data_dir), out))
+
+    def run() -> None:
+        params = load_params(args.params)
+        dataset_config(params, args.dataset)  # an unknown name fails before it becomes a path
+        out = Path(args.out_dir) if args.out_dir else layout.RESULTS / args.dataset / "baseline"
+        baseline(args.dataset, params, Path(args.data_dir), out)
+
+    run_stage(run, params=args.params)
 
 
 if __name__ == "__main__":

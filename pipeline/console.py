@@ -1,19 +1,23 @@
 """One clear line per step, loud banners for stand-in data, one-line errors.
 
-Every stage's `main()` runs through `run_stage`, which sets up logging and
-turns the project's expected errors (bad params, bad data) into a single
-`ERROR ...` line and exit code 1 instead of a traceback.
+Every stage's and command's `main()` runs through `run_stage`, which sets up logging
+and ends every failure in a single `ERROR ...` line: the project's own errors with
+where the setting came from and the fix; anything unexpected as a bug report line.
+`PIPELINE_DEBUG=1` adds the traceback, for developers. SIGTERM (what DVC, CI runners
+and `kill` send) is handled like Ctrl-C, so runs and temp files are closed properly.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import ConfigError, PipelineError
 
 QUIET_ENV = {
     # Libraries' noise off before they are imported (see ../shared/STACK.md).
@@ -24,6 +28,7 @@ QUIET_ENV = {
     "MLFLOW_LOGGING_LEVEL": "ERROR",  # environment-export chatter on every log_model
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # "View run at" lines on a server
 }
+DEBUG_ENV = "PIPELINE_DEBUG"  # "1": show the traceback behind an error line
 
 REAL_SOURCES = ("canonical", "mirror")
 
@@ -59,14 +64,46 @@ def source_banner(dataset: str, source: dict) -> str | None:
     return f"{bar}\n{body}\n{bar}"
 
 
-def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's main(); expected failures become one ERROR line and exit code 1."""
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: cleanup code runs, MLflow runs end KILLED."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def error_line(err: BaseException) -> str:
+    """Any error as one line (libraries' messages can span several)."""
+    return " ".join(str(err).split())
+
+
+def run_stage(main: Callable[[], None], params: Path | str | None = None,
+              overrides: Callable[[str], str | None] | None = None) -> None:
+    """Run a stage's or command's main(); every failure becomes one ERROR line.
+
+    `params`: the params file it read, so a setting's error names its line there;
+    `overrides`: key -> the command-line override that set it (sweeps)."""
+    from pipeline.config import where
+
     setup_logging()
+    signal.signal(signal.SIGTERM, _terminate)
+    log = logging.getLogger("pipeline")
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         main()
-    except (ConfigError, DataError) as err:
-        logging.getLogger("pipeline").error("ERROR %s", err)
+    except PipelineError as err:
+        if isinstance(err, ConfigError) and err.key:
+            err.located((overrides and overrides(err.key)) or (params and where(params, err.key)))
+        log.error("ERROR %s", error_line(err), exc_info=debug)
         sys.exit(1)
-    except KeyboardInterrupt:
-        logging.getLogger("pipeline").error("ERROR interrupted; no partial output was kept")
+    except KeyboardInterrupt as err:
+        why = f"stopped by {err}" if isinstance(err, Interrupted) else "interrupted"
+        log.error("ERROR %s; nothing half-done was kept. Fix: rerun the same command", why,
+                  exc_info=debug)
         sys.exit(130)
+    except Exception as err:
+        stage = os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem
+        log.error("ERROR %s: unexpected %s: %s. This is a bug in the pipeline. Fix: rerun with "
+                  "%s=1 to see the traceback, and report it", stage, type(err).__name__,
+                  error_line(err)[:300], DEBUG_ENV, exc_info=debug)
+        sys.exit(1)

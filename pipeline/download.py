@@ -6,11 +6,11 @@ reachable (and `download.fallback` allows it) the stage writes bundled or
 generated stand-ins in the same formats and says so loudly. `raw/source.json`
 records where the bytes came from; every later stage carries it along.
 
-The stage is `always_changed` in dvc.yaml, and cheap when nothing changed:
-with real data in place it returns at once; with a stand-in in place it probes
-the sources once (no retries), so the next `dvc repro` after the network comes
-back replaces the stand-in without any manual cleanup. Downstream stages rerun
-only if the bytes actually changed.
+DVC runs it when its settings or code change, or when the `check` stage's probe
+finds the real data reachable again for a dataset on a stand-in (data/probe.json).
+It is cheap when nothing changed: with real data in place it returns at once; with
+a stand-in in place it probes the sources once (no retries). Downstream stages
+rerun only if the bytes actually changed.
 """
 
 from __future__ import annotations
@@ -24,21 +24,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline import layout
 from pipeline.config import dataset_config, load_params
 from pipeline.console import REAL_SOURCES, run_stage, source_banner
 from pipeline.files import DataError, atomic_dir, file_hash, write_json
+from pipeline.layout import SOURCE_FILE, read_source
 
 log = logging.getLogger("pipeline.download")
-
-SOURCE_FILE = "source.json"
-
-
-def read_source(raw_dir: Path) -> dict | None:
-    """The provenance record of a raw folder, or None if there is none yet."""
-    try:
-        return json.loads((Path(raw_dir) / SOURCE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def fallback_fingerprint(ds: DictConfig) -> str:
@@ -146,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", default="data", help="root of the stage outputs")
     args = parser.parse_args(argv)
     run_stage(lambda: download(args.dataset, load_params(args.params),
-                               Path(args.data_dir) / args.dataset / "raw"))
+                               layout.raw_dir(Path(args.data_dir), args.dataset)),
+              params=args.params)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from pipeline import layout
 from pipeline.config import dataset_config, load_params, model_config
 from pipeline.console import run_stage
 from pipeline.errors import DataError
 from pipeline.files import atomic_dir, atomic_file, load_split, write_json
-from pipeline.prepare import read_manifest
+from pipeline.metrics import figure, selection_metric
 
 log = logging.getLogger("pipeline.evaluate")
 
@@ -120,19 +121,21 @@ def evaluate(name: str, params: DictConfig, data_dir: Path, models_dir: Path,
              out_dir: Path) -> dict[str, Any]:
     import keras
 
-    from pipeline import tracking
+    from pipeline import registry, tracking
 
     cfg = model_config(params, name)
     ds = dataset_config(params, cfg.dataset)
     model_path = models_dir / name / "model.keras"
     if not model_path.is_file():
         raise DataError(f"{model_path} not found. Fix: run `dvc repro train@{name}` first")
-    manifest = read_manifest(data_dir / cfg.dataset / "prepared")
-    run = json.loads((models_dir / name / "run.json").read_text())
+    prepared = layout.prepared_dir(data_dir, cfg.dataset)
+    manifest = layout.read_manifest(prepared)
+    run = _read_run(models_dir / name / layout.RUN_FILE, name)
     tracking.connect(params)
+    _require_run(run["run_id"], name, tracking.tracking_uri(params))
 
     model = keras.models.load_model(model_path)
-    x_test, y_test = load_split(data_dir / cfg.dataset / "prepared" / "test.npz")
+    x_test, y_test = load_split(prepared / "test.npz")
     history = json.loads((models_dir / name / "history.json").read_text())
     metrics, predicted = score(model, x_test, y_test, ds)
     metrics["epochs"] = len(history["loss"])
@@ -147,15 +150,38 @@ def evaluate(name: str, params: DictConfig, data_dir: Path, models_dir: Path,
     write_json(out_dir / "per_class.json", detail)
     log_evaluation(run["run_id"], metrics, out_dir / "plots")
     summary = json.loads((models_dir / name / "summary.json").read_text())
-    metric, value, higher = tracking.selection_score(ds.task, history, summary)
-    version, champion = tracking.promote_if_best(cfg.dataset, run["run_id"], metric, value,
-                                                 higher)
+    metric = selection_metric(ds.task, cfg.kfold is not None)
+    value = figure(metric, history, summary)
+    version, champion = registry.register(cfg.dataset, run["run_id"], metric, value)
     headline = {k: round(v, 4) for k, v in metrics.items()
                 if k.startswith("test_") and isinstance(v, float)}
-    log.info("evaluate %s: %s (%s data); registered %s v%s, %s=%.4f%s", name, headline,
-             manifest["source"]["kind"], cfg.dataset, version, metric, value,
-             " -> champion" if champion else "")
+    log.info("evaluate %s: %s (%s data); registered %s v%s, %s=%s%s", name, headline,
+             manifest["source"]["kind"], cfg.dataset, version, metric,
+             "-" if value is None else f"{value:.4f}", " -> champion" if champion else "")
     return metrics
+
+
+def _read_run(path: Path, name: str) -> dict[str, Any]:
+    try:
+        return {"run_id": str(json.loads(path.read_text())["run_id"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DataError(f"{path} is missing or unreadable. Fix: run `dvc repro -f "
+                        f"train@{name}`") from None
+
+
+def _require_run(run_id: str, name: str, uri: str) -> None:
+    """The training run must be in this store (it was logged to another, or deleted)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.MlflowClient().get_run(run_id)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise DataError(f"evaluate {name}: its training run {run_id} is not in the tracking "
+                        f"store {uri} (logged to another store, or deleted). Fix: `dvc repro -f "
+                        f"train@{name}` logs a new one there") from None
 
 
 def log_evaluation(run_id: str, metrics: dict[str, Any], plots: Path) -> None:
@@ -182,18 +208,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("model", help="a model name under `models:` in params.yaml")
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--models-dir", default="models")
+    parser.add_argument("--data-dir", default=str(layout.DATA))
+    parser.add_argument("--models-dir", default=str(layout.MODELS))
     parser.add_argument("--out-dir", default=None, help="default: results/<dataset>/<model>")
     args = parser.parse_args(argv)
 
     def run() -> None:
         params = load_params(args.params)
         dataset = model_config(params, args.model).dataset
-        out = Path(args.out_dir or f"results/{dataset}/{args.model}")
+        out = Path(args.out_dir) if args.out_dir else layout.RESULTS / dataset / args.model
         evaluate(args.model, params, Path(args.data_dir), Path(args.models_dir), out)
 
-    run_stage(run)
+    run_stage(run, params=args.params)
 
 
 if __name__ == "__main__":

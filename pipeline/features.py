@@ -17,11 +17,11 @@ import numpy as np
 import scipy.sparse as sp
 from omegaconf import DictConfig
 
+from pipeline.errors import ConfigError
 from pipeline.files import DataError
 from pipeline.formats import Sequences
 
 Features = np.ndarray | sp.csr_matrix
-SPLITS = ("train", "val", "test")
 
 
 class CheckFailed(DataError):
@@ -40,10 +40,10 @@ def validation_indices(n: int, split: DictConfig, seed: int, dataset: str):
     size = split.validation
     count = int(size) if size >= 1 else int(np.ceil(size * n))
     if count >= n:
-        raise DataError(
-            f"params.yaml: datasets.{dataset}.split.validation: {size} leaves no training rows "
-            f"(the training split has {n}). Fix: use a smaller count or a fraction below 1"
-        )
+        raise ConfigError(key=f"datasets.{dataset}.split.validation",
+                          problem=f"{size} validation rows of {n}",
+                          expected=f"fewer than {n}, so some rows are left to train on",
+                          fix="use a smaller count or a fraction such as 0.2")
     if count == 0:
         return np.arange(n), np.arange(0)
     if not split.shuffle:

@@ -14,8 +14,11 @@ import io
 import json
 import os
 import pickle
+import re
 import shutil
+import socket
 import tempfile
+import time
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
@@ -29,7 +32,55 @@ if TYPE_CHECKING:  # numpy/scipy load lazily: the download stage's no-op path ne
     import scipy.sparse as sp
 
 
-# --- atomic outputs
+# --- atomic outputs, and what a killed run left behind
+
+# Temp files and folders are named `.<final name>.<kind>-<host>-<pid>-<random>` beside what
+# they become: renamed into place only when complete, and removed by the next writer of the
+# same output once the process that made them is gone (killed, crashed). .gitignore and
+# .dvcignore hide the pattern.
+TEMP_KINDS = ("tmp", "part", "old")
+HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
+STALE_ELSEWHERE = 24 * 3600  # seconds before another machine's leftovers (a shared cache) go
+
+
+def temp_prefix(final: Path, kind: str) -> str:
+    return f".{Path(final).name}.{kind}-{HOST}-{os.getpid()}-"
+
+
+def process_gone(host: str, pid: int) -> bool:
+    """True if the process `pid` of this machine no longer exists. A process of another
+    machine (a shared folder or tracking server) can't be seen: never called gone."""
+    if host != HOST or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def clean_stale(final: Path) -> list[Path]:
+    """Remove the temp files a killed or crashed writer of `final` left beside it."""
+    final = Path(final)
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.({'|'.join(TEMP_KINDS)})-(.+)-(\d+)-.*")
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for path in final.parent.iterdir():
+            match = pattern.fullmatch(path.name)
+            if not match:
+                continue
+            host, pid = match.group(2), int(match.group(3))
+            with contextlib.suppress(FileNotFoundError):
+                if process_gone(host, pid) or (
+                        host != HOST and time.time() - path.lstat().st_mtime > STALE_ELSEWHERE):
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink()
+                    removed.append(path)
+    return removed
 
 
 def _umask() -> int:
@@ -43,15 +94,26 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     """Build a directory beside `final` and swap it in only when the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    clean_stale(final)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(final, "tmp"), dir=final.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would outlive the rename
     try:
         yield tmp
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        replace_dir(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_dir(source: Path, final: Path) -> None:
+    """Move the folder `source` to `final`, replacing what is there; at every instant one of
+    the two complete folders is in place or beside it (no half-deleted output)."""
+    old = None
+    if final.exists():
+        old = final.with_name(temp_prefix(final, "old") + "0")
+        os.replace(final, old)
+    os.replace(source, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -59,7 +121,8 @@ def atomic_file(final: Path, mode: str = "wb") -> Iterator[Any]:
     """Open a temp file beside `final`; rename it into place only after a clean close."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
+    clean_stale(final)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(final, "tmp"), dir=final.parent)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would outlive the rename
     try:
         with os.fdopen(fd, mode) as fh:
@@ -76,6 +139,11 @@ def write_json(path: Path, data: Any) -> None:
     with atomic_file(path, "w") as fh:
         json.dump(data, fh, indent=2, sort_keys=True)
         fh.write("\n")
+
+
+class BadFile(DataError):
+    """A file that isn't what its format says. The reader can't know where the bytes came
+    from, so the caller adds the fix (fetching a file again helps only if it changes)."""
 
 
 # --- checksums
@@ -151,9 +219,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
                 if member.endswith(".npy"):
                     arrays[member[: -len(".npy")]] = _read_npy(archive.read(member))
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, pickle.UnpicklingError) as err:
-        raise DataError(
-            f"{path}: not a valid npz file ({err}). Fix: delete it and run `dvc repro` again"
-        ) from None
+        raise BadFile(
+            f"{path}: not a valid npz file ({err})") from None
     return arrays
 
 
@@ -182,20 +249,18 @@ def read_idx_gz(path: Path) -> np.ndarray:
         with gzip.open(path, "rb") as fh:
             raw = fh.read()
     except (OSError, EOFError, zlib.error) as err:
-        raise DataError(
-            f"{path}: corrupt or truncated gzip ({err}). Fix: delete it and run `dvc repro` again"
-        ) from None
+        raise BadFile(
+            f"{path}: corrupt or truncated gzip ({err})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != _IDX_UINT8:
-        raise DataError(f"{path}: not an idx file (bad magic number {raw[:4].hex()})")
+        raise BadFile(f"{path}: not an idx file (bad magic number {raw[:4].hex()})")
     ndim = raw[3]
     header = 4 + 4 * ndim
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(shape))
     if len(raw) != expected:
-        raise DataError(
+        raise BadFile(
             f"{path}: idx header declares shape {shape} ({expected} bytes) but the file holds "
-            f"{len(raw)} bytes. Fix: delete it and run `dvc repro` again"
-        )
+            f"{len(raw)} bytes")
     return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
 
 
@@ -243,3 +308,10 @@ def load_split(path: Path) -> tuple[np.ndarray | sp.csr_matrix, np.ndarray]:
             return f["x"], f["y"]
         x = sp.csr_matrix((f["x_data"], f["x_indices"], f["x_indptr"]), shape=tuple(f["x_shape"]))
         return x, f["y"]
+
+
+def dense(x):
+    """A split's features as a dense array (sparse CSR is expanded)."""
+    import numpy as np
+
+    return x.toarray() if hasattr(x, "toarray") else np.asarray(x)

@@ -8,8 +8,9 @@
 Each layer is `keras.layers.<type>(**rest)`, the optimizer `keras.optimizers.get`,
 so any Keras layer works without code here. Inputs are declared from the
 prepared data (shape, sparse), not from the model config, so one model entry
-fits any dataset of the same shape. A wrong layer name or argument fails before
-training with the model and layer index in the message.
+fits any dataset of the same shape. `check_model` asks Keras about every name and
+argument without training anything; `pipeline.validate` runs it before any stage
+touches an output.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline import metrics
 from pipeline.errors import ConfigError
+
+SPECIAL_METRICS = ("accuracy", "acc")  # Keras picks the binary/categorical/sparse variant
+SPECIAL_LOSSES = ("crossentropy", "ce")
 
 
 def _kwargs(cfg: DictConfig | dict) -> dict[str, Any]:
@@ -27,49 +32,115 @@ def _kwargs(cfg: DictConfig | dict) -> dict[str, Any]:
     return data
 
 
+def _refused(key: str, err: Exception, expected: str, fix: str) -> ConfigError:
+    problem = f"Keras refuses it ({' '.join(str(err).split())[:200]})"
+    return ConfigError(key=key, problem=problem, expected=expected, fix=fix)
+
+
+def _layers(name: str, model_cfg: DictConfig) -> list:
+    import keras
+
+    layers = []
+    for i, layer_cfg in enumerate(model_cfg.layers):
+        key = f"models.{name}.layers[{i}]"
+        layer_cls = getattr(keras.layers, str(layer_cfg.get("type")), None)
+        if not (isinstance(layer_cls, type) and issubclass(layer_cls, keras.layers.Layer)):
+            close = _close(str(layer_cfg.get("type")), dir(keras.layers))
+            raise ConfigError(key=f"{key}.type", problem=f"'{layer_cfg.get('type')}' is not a "
+                              "Keras layer", expected="a keras.layers class, e.g. Dense, Conv2D",
+                              fix=f"use {close}" if close else "check the name in the Keras docs")
+        try:
+            layers.append(layer_cls(**_kwargs(layer_cfg)))
+        except (TypeError, ValueError) as err:
+            raise _refused(key, err, f"arguments {layer_cls.__name__} accepts",
+                           "correct the argument it names") from None
+    return layers
+
+
+def _optimizer(name: str, model_cfg: DictConfig):
+    import keras
+
+    try:
+        return keras.optimizers.get({"class_name": str(model_cfg.optimizer.type),
+                                     "config": _kwargs(model_cfg.optimizer)})
+    except (TypeError, ValueError) as err:
+        raise _refused(f"models.{name}.optimizer", err, "a Keras optimizer (rmsprop, adam, sgd, "
+                       "...) and its arguments", "correct the name or argument") from None
+
+
+def check_model(name: str, model_cfg: DictConfig, ds: DictConfig, facts: dict | None) -> None:
+    """Ask Keras about every name and argument of `models.<name>`; with the prepared data's
+    facts, also build it on the real input shape and check its outputs against the task."""
+    import keras
+
+    layers = _layers(name, model_cfg)
+    _optimizer(name, model_cfg)
+    loss = str(model_cfg.loss)
+    if loss.lower() not in SPECIAL_LOSSES:
+        try:
+            keras.losses.get(loss)
+        except (TypeError, ValueError):
+            close = _close(loss, [n for n in dir(keras.losses) if n.islower()])
+            raise ConfigError(key=f"models.{name}.loss", problem=f"'{loss}' is not a Keras loss",
+                              expected="a loss such as binary_crossentropy, "
+                              "sparse_categorical_crossentropy, mse",
+                              fix=f"use {close}" if close else "pick a Keras loss") from None
+    for i, metric in enumerate(model_cfg.metrics):
+        if str(metric).lower() in SPECIAL_METRICS:
+            continue
+        try:
+            keras.metrics.get(str(metric))
+        except (TypeError, ValueError):
+            close = _close(str(metric), [*SPECIAL_METRICS, *sorted(metrics.LOWER | metrics.HIGHER)])
+            raise ConfigError(key=f"models.{name}.metrics[{i}]", problem=f"'{metric}' is not a "
+                              "Keras metric", expected="a metric such as accuracy, mae, auc",
+                              fix=f"use {close}" if close else "pick a Keras metric") from None
+        if not metrics.is_known(str(metric)):
+            known = ", ".join(sorted(metrics.LOWER | metrics.HIGHER))
+            raise ConfigError(key=f"models.{name}.metrics[{i}]", problem=f"'{metric}': the "
+                              "pipeline doesn't know whether higher or lower is better",
+                              expected=f"one of: {known}", fix="use one of those")
+    if facts is None:
+        return
+    split = facts["splits"]["train"]
+    x = keras.Input(shape=tuple(split["x_shape"][1:]), sparse=split["sparse"], name="features")
+    outputs = x
+    for i, layer in enumerate(layers):
+        try:
+            outputs = layer(outputs)
+        except (TypeError, ValueError) as err:
+            raise _refused(f"models.{name}.layers[{i}]", err, "a layer that fits the output of "
+                           f"the layer before (the data's features are {split['x_shape'][1:]})",
+                           "change its arguments, or add a Flatten/Reshape before it") from None
+    width = outputs.shape[-1]
+    wanted = len(ds.classes) if ds.task == "multiclass" else None if ds.task == "binary" else 1
+    fits = width == wanted if wanted else width in (1, 2)
+    if len(outputs.shape) != 2 or not fits:
+        expected = (f"{wanted} output values (one per class)" if ds.task == "multiclass" else
+                    "1 output value" if wanted == 1 else "1 sigmoid output (or 2 softmax)")
+        raise ConfigError(key=f"models.{name}.layers[{len(layers) - 1}]",
+                          problem=f"the model outputs shape {tuple(outputs.shape[1:])}",
+                          expected=f"{expected} for {model_cfg.dataset}",
+                          fix=f"end with Dense(units={wanted or 1})" + (
+                              ", after a Flatten" if len(outputs.shape) != 2 else ""))
+
+
+def _close(word: str, names: list[str]) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(word, names, n=1)
+    return match[0] if match else None
+
+
 def build_model(name: str, model_cfg: DictConfig, input_shape: tuple[int, ...], sparse: bool):
     """Build and compile the Keras model described by `models.<name>`."""
     import keras
 
     inputs = keras.Input(shape=input_shape, sparse=sparse, name="features")
     x = inputs
-    for i, layer_cfg in enumerate(model_cfg.layers):
-        key = f"params.yaml: models.{name}.layers[{i}]"
-        layer_cls = getattr(keras.layers, str(layer_cfg.get("type")), None)
-        if layer_cls is None or not isinstance(layer_cls, type):
-            raise ConfigError(f"{key}: '{layer_cfg.get('type')}' is not a keras.layers class. "
-                              "Fix: use a Keras layer name such as Dense, Conv2D, Dropout")
-        try:
-            x = layer_cls(**_kwargs(layer_cfg))(x)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"{key}: {err}. Fix: check the layer's arguments") from None
+    for layer in _layers(name, model_cfg):
+        x = layer(x)
     model = keras.Model(inputs, x, name=name)
-    optimizer_cfg = _kwargs(model_cfg.optimizer)
-    try:
-        optimizer = keras.optimizers.get(
-            {"class_name": str(model_cfg.optimizer.type), "config": optimizer_cfg}
-        )
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"params.yaml: models.{name}.optimizer: {err}. Fix: use a Keras "
-                          "optimizer name (rmsprop, adam, sgd) and its arguments") from None
-    model.compile(optimizer=optimizer, loss=model_cfg.loss, metrics=list(model_cfg.metrics))
+    model.compile(optimizer=_optimizer(name, model_cfg), loss=str(model_cfg.loss),
+                  metrics=[str(m) for m in model_cfg.metrics])
     return model
-
-
-def build_callbacks(model_cfg: DictConfig, checkpoint_path: str, has_validation: bool) -> list:
-    """EarlyStopping (best weights restored) and a best-model checkpoint, on the validation
-    split when there is one; TerminateOnNaN and a progress bar (at a terminal only) always."""
-    import keras
-
-    from pipeline.progress import EpochProgress
-
-    callbacks: list = [keras.callbacks.TerminateOnNaN(), EpochProgress()]
-    if has_validation:
-        stop = model_cfg.early_stopping
-        if stop is not None:
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor=stop.monitor, patience=stop.patience, restore_best_weights=True))
-        monitor = stop.monitor if stop is not None else "val_loss"
-        callbacks.append(keras.callbacks.ModelCheckpoint(
-            checkpoint_path, monitor=monitor, save_best_only=True))
-    return callbacks

@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
+from pipeline import layout
 from pipeline.config import dataset_config, load_params
 from pipeline.console import run_stage
 from pipeline.errors import DataError
 from pipeline.features import Transform
+from pipeline.files import dense
 from pipeline.formats import Sequences
-from pipeline.prepare import read_manifest
 
 log = logging.getLogger("pipeline.predict")
 
@@ -36,48 +37,118 @@ EXPECTED = {
 
 
 def read_inputs(path: Path, ds: DictConfig, manifest: dict):
-    """Raw inputs -> the model's features, via the dataset's own preprocessing."""
+    """Raw inputs -> the model's features, via the dataset's own preprocessing. Anything
+    that isn't what the dataset expects is refused, naming the file and what is wrong."""
     kind = ds.preprocess.kind
     feature_shape = tuple(manifest["splits"]["train"]["x_shape"][1:])
-    bad = DataError(f"{path}: expected {EXPECTED[kind]} (features {list(feature_shape)}) for "
-                    f"{manifest['dataset']}. Fix: see `python -m pipeline.predict --help`")
+    expected = f"expected {EXPECTED[kind]} (features {list(feature_shape)})"
+    fix = "Fix: see `python -m pipeline.predict --help`"
     if not path.is_file():
         raise DataError(f"{path}: no such file. Fix: give the path of an input file")
     try:
         if kind == "images":
-            x = np.load(path, allow_pickle=False)
-            x = x[None] if x.shape == feature_shape else x
-            if x.shape[1:] != feature_shape or x.dtype != np.uint8:
-                raise bad
+            x = _images(path, feature_shape)
         elif kind == "multi_hot":
-            rows = json.loads(path.read_text())
-            rows = [rows] if rows and all(isinstance(w, int) for w in rows) else rows
-            if not rows or not all(isinstance(r, list) and all(isinstance(w, int) for w in r)
-                                   for r in rows):
-                raise bad
-            x = Sequences.from_lists(rows)
+            x = _word_lists(path, ds.load)
         else:
-            text = path.read_text()
-            x = (np.asarray(json.loads(text), dtype=np.float64) if path.suffix == ".json"
-                 else np.loadtxt(path, delimiter=",", ndmin=2))
-            x = x.reshape(1, -1) if x.ndim == 1 else x
-            if x.shape[1:] != feature_shape:
-                raise bad
-    except (ValueError, OSError) as err:
-        if isinstance(err, DataError):
-            raise
-        raise bad from None
+            x = _table(path, feature_shape)
+    except _Refused as err:
+        raise DataError(f"{path}: {err}; {expected} for {manifest['dataset']}. {fix}") from None
+    if len(x) == 0:
+        raise DataError(f"{path}: holds no rows; {expected}. {fix}")
     pre = manifest["preprocess"]
     fitted = {k: pre[k] for k in ("mean", "std") if k in pre}
     options = {"num_words": pre["num_words"]} if "num_words" in pre else {}
-    transform = Transform(kind, options, fitted)
-    return transform.apply(x)
+    return Transform(kind, options, fitted).apply(x)
+
+
+class _Refused(ValueError):
+    """What is wrong with an input file (read_inputs adds the file and what was expected)."""
+
+
+def _images(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise _Refused(f"not a readable .npy file ({' '.join(str(err).split())[:120]})") from None
+    if not isinstance(x, np.ndarray):
+        raise _Refused("an .npz archive, not a single .npy array")
+    x = x[None] if x.shape == shape else x
+    if x.shape[1:] != shape:
+        raise _Refused(f"holds an array of shape {list(x.shape)}")
+    if x.dtype != np.uint8:
+        raise _Refused(f"holds {x.dtype} values, not uint8 pixels (0-255)")
+    return x
+
+
+def _word_lists(path: Path, load: DictConfig) -> Sequences:
+    """Word-index lists as keras.datasets gives them; indices beyond the vocabulary become
+    the out-of-vocabulary index, as Keras' own num_words does."""
+    try:
+        rows = json.loads(path.read_text())
+    except (ValueError, OSError) as err:
+        raise _Refused(f"not readable JSON ({' '.join(str(err).split())[:120]})") from None
+    if isinstance(rows, list) and rows and all(_is_index(w) for w in rows):
+        rows = [rows]
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        raise _Refused("not a list of word-index lists")
+    for i, row in enumerate(rows):
+        for word in row:
+            if not _is_index(word):
+                raise _Refused(f"row {i} holds {json.dumps(word)[:40]}, not a word index")
+            if not 0 <= word < 2**31:
+                raise _Refused(f"row {i} holds the word index {word}, outside 0 to {2**31 - 1}")
+    seqs = Sequences.from_lists(rows)
+    outside = (seqs.values < load.skip_top) | (seqs.values >= load.num_words)
+    if outside.any():
+        log.info("predict: %d word indices beyond the %d-word vocabulary are read as the "
+                 "out-of-vocabulary word, as keras.datasets does", int(outside.sum()),
+                 load.num_words)
+        if load.oov_char is None:
+            keep = ~outside
+            lengths = np.bincount(np.repeat(np.arange(len(seqs)), seqs.lengths)[keep],
+                                  minlength=len(seqs))
+            return Sequences(seqs.values[keep], np.concatenate([[0], np.cumsum(lengths)]))
+        seqs = Sequences(np.where(outside, load.oov_char, seqs.values), seqs.offsets)
+    return seqs
+
+
+def _is_index(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _table(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        if path.suffix == ".json":
+            x = np.asarray(json.loads(path.read_text()), dtype=np.float64)
+        else:
+            import warnings
+
+            with warnings.catch_warnings():  # an empty file: "holds no rows" says it better
+                warnings.simplefilter("ignore", UserWarning)
+                x = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+    except (ValueError, OSError, TypeError) as err:
+        raise _Refused(f"not a table of numbers ({' '.join(str(err).split())[:120]})") from None
+    x = x.reshape(1, -1) if x.ndim == 1 and x.size else x
+    if x.size == 0:
+        return x.reshape(0, *shape)
+    if x.ndim != 2 or x.shape[1:] != shape:
+        raise _Refused(f"holds rows of {x.shape[1] if x.ndim == 2 else '?'} numbers")
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if len(bad):
+        raise _Refused(f"row {int(bad[0])} holds NaN or infinity ({len(bad)} such rows)")
+    return x
 
 
 def load_model(dataset: str, run_id: str | None):
+    import re
+
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    if run_id is not None and not re.fullmatch(r"[0-9a-f]{32}", run_id):
+        raise DataError(f"--run {run_id!r} is not an MLflow run id (32 hex digits). Fix: copy "
+                        "it from the MLflow UI or from models/<model>/run.json")
     uri = f"runs:/{run_id}/model" if run_id else f"models:/{dataset}@champion"
     try:
         return mlflow.keras.load_model(uri), uri
@@ -93,11 +164,15 @@ def predict(dataset: str, inputs: Path, params: DictConfig, run_id: str | None,
     from pipeline import tracking
 
     ds = dataset_config(params, dataset)
-    manifest = read_manifest(data_dir / dataset / "prepared")
+    manifest = layout.read_manifest(layout.prepared_dir(data_dir, dataset))
     x = read_inputs(inputs, ds, manifest)
     tracking.connect(params)
     model, uri = load_model(dataset, run_id)
-    scores = model.predict(x.toarray() if hasattr(x, "toarray") else x, verbose=0)
+    scores = model.predict(dense(x), verbose=0)
+    if not np.all(np.isfinite(scores)):
+        raise DataError(f"predict {dataset}: the model ({uri}) answered NaN/inf for "
+                        f"{int((~np.isfinite(scores)).any(axis=-1).sum())} of {len(scores)} rows; "
+                        "no answer is given. Fix: retrain the model (`dvc repro -f train@...`)")
     lines = []
     for i, row in enumerate(scores):
         if ds.task == "regression":
@@ -123,10 +198,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("inputs", type=Path, help="a file of raw inputs (see above)")
     parser.add_argument("--run", default=None, help="an MLflow run id instead of the champion")
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--data-dir", default=str(layout.DATA))
     args = parser.parse_args(argv)
     run_stage(lambda: predict(args.dataset, args.inputs, load_params(args.params), args.run,
-                              Path(args.data_dir)))
+                              Path(args.data_dir)), params=args.params)
 
 
 if __name__ == "__main__":

@@ -44,22 +44,35 @@ def yaml_scalar(value: Any) -> str:
                       "only (edit params.yaml by hand for lists or mappings)")
 
 
+def hydra_reading(text: str, overrides: list[str]) -> dict:
+    """The params a sweep trial with these overrides gets: Hydra's compose API applied to
+    `text` (the same reading `dvc exp run -S` makes of them)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.config_store import ConfigStore
+
+    from pipeline.config import TrialConfig
+    from pipeline.sweep_plan import CONF, params_of
+
+    node = OmegaConf.merge(OmegaConf.structured(TrialConfig), OmegaConf.create(text))
+    ConfigStore.instance().store(name="params", node=node)
+    with initialize_config_dir(str(CONF), version_base="1.3", job_name="promote"):
+        cfg = hydra_compose("sweep", overrides=overrides)
+    return OmegaConf.to_container(params_of(cfg))
+
+
 def apply_overrides(text: str, overrides: list[str]) -> str:
     """params.yaml's text with each `key=value` written in place: only the changed values
     move, comments and layout stay, so `git diff params.yaml` shows just the promotion.
 
     The result is checked against the same overrides applied by Hydra (what `dvc exp run
     -S` does), so the text edit can't drift from the meaning."""
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from omegaconf import OmegaConf
     from ruamel.yaml import YAML
 
-    from pipeline.trials import parse
+    from pipeline.sweep_plan import parse
 
     parsed = parse(overrides)
-    expected = OmegaConf.create(text)
-    OmegaConf.set_struct(expected, True)
-    ConfigLoaderImpl._apply_overrides_to_config(parsed, expected)
+    expected = hydra_reading(text, overrides)
     for override in parsed:
         node = YAML().load(text)
         *parents, last = override.key_or_group.split(".")
@@ -72,7 +85,7 @@ def apply_overrides(text: str, overrides: list[str]) -> str:
         old = re.match(r"[^,\]}#\n]*", row[column:]).group(0).rstrip()
         lines[line] = row[:column] + yaml_scalar(override.value()) + row[column + len(old):]
         text = "".join(lines)
-    if OmegaConf.to_container(OmegaConf.create(text)) != OmegaConf.to_container(expected):
+    if OmegaConf.to_container(compose(OmegaConf.create(text))) != expected:
         raise ConfigError("promote: could not write the overrides into params.yaml in place. "
                           f"Fix: apply them by hand: {' '.join(overrides)}")
     return text
@@ -82,7 +95,7 @@ def best_trial(model: str, dataset: str, sweep: str | None):
     """(parent run, best finished child run) of the model's latest (or given) sweep."""
     import mlflow
 
-    from pipeline.trials import best_of, children
+    from pipeline.sweep_record import best_of, children
 
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(dataset)
@@ -91,7 +104,13 @@ def best_trial(model: str, dataset: str, sweep: str | None):
         raise DataError(f"promote {model}: no MLflow experiment '{dataset}' in "
                         f"{mlflow.get_tracking_uri()}. {how}")
     if sweep:
-        parent = client.get_run(sweep)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            parent = client.get_run(sweep)
+        except MlflowException:
+            raise DataError(f"promote {model}: no run {sweep} in {mlflow.get_tracking_uri()}. "
+                            "Fix: pass the parent run id the sweep printed") from None
         if parent.data.tags.get("sweep.model") != model:
             raise ConfigError(f"promote {model}: run {sweep} is not a sweep of {model}. "
                               "Fix: pass the parent run id the sweep printed")
@@ -103,8 +122,8 @@ def best_trial(model: str, dataset: str, sweep: str | None):
         if not parents:
             raise DataError(f"promote {model}: no sweep of {model} recorded. {how}")
         parent = parents[0]
-    higher = parent.data.tags.get("sweep.direction", "maximize") == "maximize"
-    best = best_of(children(client, experiment.experiment_id, parent.info.run_id), higher)
+    objective = parent.data.tags.get("sweep.objective", "")
+    best = best_of(children(client, experiment.experiment_id, parent.info.run_id), objective)
     if best is None:
         raise DataError(f"promote {model}: sweep run {parent.info.run_id} has no finished "
                         "trial. Fix: rerun the sweep (it resumes) and promote again")
@@ -156,7 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
     args = parser.parse_args(argv)
-    run_stage(lambda: promote(args.model, Path(args.params), args.sweep, args.dry_run))
+    run_stage(lambda: promote(args.model, Path(args.params), args.sweep, args.dry_run),
+              params=args.params)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Writes reports/report.md and a self-contained reports/report.html (plots embedded),
 from the DVC metrics of the baseline/evaluate stages, the training summaries and
-the data manifests. A banner at the top names every dataset whose data was not
-the canonical source, so nobody mistakes a sample run for a real result.
+each dataset's data card (results/<dataset>/data.json, written by `prepare`). A banner
+at the top names every dataset whose data was not the canonical source, so nobody
+mistakes a sample run for a real result.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline import layout, metrics
 from pipeline.config import load_params
 from pipeline.console import REAL_SOURCES, run_stage
 from pipeline.files import atomic_file
@@ -36,13 +38,12 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def collect(params: DictConfig, data: Path, results: Path, models: Path) -> list[dict]:
+def collect(params: DictConfig, results: Path, models: Path) -> list[dict]:
     """One section per dataset: its source, its rows (baseline + models), its plots."""
     sections = []
     for name, ds in params.datasets.items():
-        manifest = _read(data / name / "prepared" / "manifest.json")
-        regression = ds.task == "regression"
-        headline = "mae" if regression else "accuracy"
+        card = _read(layout.data_card(results, name))
+        headline = metrics.RANKED_BY[ds.task]
         rows = []
         baseline = _read(results / name / "baseline" / "metrics.json")
         if baseline:
@@ -56,27 +57,25 @@ def collect(params: DictConfig, data: Path, results: Path, models: Path) -> list
         for model, cfg in params.models.items():
             if cfg.dataset != name:
                 continue
-            metrics = _read(results / name / model / "metrics.json")
+            scores = _read(results / name / model / "metrics.json")
             summary = _read(models / model / "summary.json")
             history = _read(models / model / "history.json")
-            if not metrics:
+            if not scores:
                 continue
             val_key = f"val_{headline}"
-            best_val = None
-            if history.get(val_key):
-                best_val = (min if regression else max)(history[val_key])
+            best_val = metrics.best(val_key, history[val_key]) if history.get(val_key) else None
             rows.append({"model": model,
                          "cv": summary.get(f"kfold_val_{headline}_mean"),
                          "val": best_val,
-                         "test": metrics.get(f"test_{headline}"),
-                         "test_loss": metrics.get("test_loss"),
-                         "epochs": metrics.get("epochs"),
+                         "test": scores.get(f"test_{headline}"),
+                         "test_loss": scores.get("test_loss"),
+                         "epochs": scores.get("epochs"),
                          "seconds": (f"{summary['train_seconds']:.1f}"
                                      if "train_seconds" in summary else None)})
             plots += sorted((results / name / model / "plots").glob("*.png"))
         sections.append({
             "dataset": name, "task": ds.task, "metric": headline,
-            "source": manifest.get("source", {"kind": "missing"}),
+            "source": card.get("source", {"kind": "missing"}),
             "rows": rows, "plots": plots,
             "published": OmegaConf.to_container(ds.published) if ds.published else [],
         })
@@ -147,8 +146,8 @@ def to_html(sections: list[dict]) -> str:
     return "\n".join(parts)
 
 
-def report(params: DictConfig, data: Path, results: Path, models: Path, out: Path) -> Path:
-    sections = collect(params, data, results, models)
+def report(params: DictConfig, results: Path, models: Path, out: Path) -> Path:
+    sections = collect(params, results, models)
     with atomic_file(out / "report.md", "w") as fh:
         fh.write(to_markdown(sections, out))
     with atomic_file(out / "report.html", "w") as fh:
@@ -168,8 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out-dir", default="reports")
     args = parser.parse_args(argv)
-    run_stage(lambda: report(load_params(args.params), Path("data"), Path("results"),
-                             Path("models"), Path(args.out_dir)))
+    run_stage(lambda: report(load_params(args.params), layout.RESULTS, layout.MODELS,
+                             Path(args.out_dir)), params=args.params)
 
 
 if __name__ == "__main__":

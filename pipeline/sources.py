@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.files import DataError, file_hash
+from pipeline.files import DataError, clean_stale, file_hash, temp_prefix
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -60,9 +60,10 @@ def cache_root(download_cfg: DictConfig | dict) -> Path:
 
 
 def mirror_location(mirror: str, dataset: str, file: str) -> str:
-    """`<mirror>/<dataset>/<file>`, or the mirror's own {dataset}/{file} placeholders."""
+    """`<mirror>/<dataset>/<file>`, or the mirror's own {dataset}/{file} placeholders (only
+    those two, replaced as text: validate.py refuses any other brace in a mirror)."""
     if "{" in mirror:
-        return mirror.format(dataset=dataset, file=file)
+        return mirror.replace("{dataset}", dataset).replace("{file}", file)
     return f"{mirror.rstrip('/')}/{dataset}/{file}"
 
 
@@ -128,7 +129,8 @@ def _download(
     retries = download_cfg.retries if retries is None else retries
     downloader = pooch.HTTPDownloader(progressbar=_show_progress(), timeout=download_cfg.timeout)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+    clean_stale(dest)  # a killed download's partial file
+    tmp = dest.with_name(temp_prefix(dest, "part") + "0")
     for attempt in range(retries + 1):
         try:
             downloader(url, str(tmp), None)
@@ -145,6 +147,8 @@ def _download(
             reason = _short(err)
         except (requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
             reason = _short(err)
+        except requests.RequestException as err:  # a URL requests can't use: no retry
+            raise SourceUnavailable(_short(err)) from None
         except ChecksumMismatch:
             if attempt == retries:
                 raise
@@ -164,7 +168,8 @@ def _copy_local(source: Path, dest: Path, expected: str, dataset: str) -> None:
     if not source.is_file():
         raise SourceUnavailable("not in the mirror folder")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+    clean_stale(dest)
+    tmp = dest.with_name(temp_prefix(dest, "part") + "0")
     try:
         shutil.copyfile(source, tmp)
         _move_if_verified(tmp, dest, expected, dataset, str(source))
@@ -214,3 +219,47 @@ def _write_origin(path: Path, kind: str, location: str) -> None:
     from pipeline.files import write_json
 
     write_json(path, {"kind": kind, "location": location})
+
+
+# --- the probe: is the real data reachable again? (the `check` stage asks, every run)
+
+
+def _answers(url: str, timeout: float) -> bool:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status < 400
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def real_data_reachable(name: str, ds: DictConfig, download_cfg: DictConfig) -> bool:
+    """Can the first source file be had from the cache, a mirror, or its canonical URL?
+    One HEAD request per URL (or a file lookup), at most 5 s each: this runs every time."""
+    first = ds.source.files[0]
+    if (cache_root(download_cfg) / name / first.name).is_file():
+        return True
+    timeout = min(float(download_cfg.timeout), 5.0)
+    candidates = [mirror_location(m, name, first.name) for m in download_cfg.mirrors]
+    for location in [*candidates, first.url]:
+        if is_url(location) and _answers(location, timeout):
+            return True
+        if not is_url(location) and Path(location).expanduser().is_file():
+            return True
+    return False
+
+
+def probe(params: DictConfig, data_dir: Path) -> dict[str, bool]:
+    """{dataset: True} for each dataset on a stand-in whose real source now answers."""
+    from pipeline.console import REAL_SOURCES
+    from pipeline.layout import raw_dir, read_source
+
+    status = {}
+    for name, ds in params.datasets.items():
+        source = read_source(raw_dir(data_dir, name))  # None: not downloaded yet, runs anyway
+        on_stand_in = source is not None and source.get("kind") not in REAL_SOURCES
+        status[name] = on_stand_in and real_data_reachable(name, ds, params.download)
+    return status

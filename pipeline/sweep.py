@@ -7,9 +7,11 @@
     python -m pipeline.sweep -m search_space=imdb_dense launcher=joblib
 
 A trial's config is params.yaml plus the overrides (the keys `dvc exp run -S` takes), typed
-by pipeline/config.py; conf/ only adds sweep options, search spaces and launchers. Trials
-train on the data `dvc repro` prepared and are scored on the validation split.
-Then `python -m pipeline.promote <model>` writes the best trial into params.yaml.
+by pipeline/config.py; conf/ only adds sweep options, search spaces and launchers. Before
+Hydra starts anything, every value a trial may get is composed and checked
+(pipeline/sweep_plan.py): a mistake is one line, with no parent run and no trial. Trials
+train on the data `dvc repro` prepared and are scored on the validation split. Then
+`python -m pipeline.promote <model>` writes the best trial into params.yaml.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ import os
 import sys
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from pipeline.config import TrialConfig
-from pipeline.console import setup_logging
-from pipeline.errors import ConfigError
+from pipeline.config import PARAMS_FILE, TrialConfig, load_params, read_yaml
+from pipeline.console import run_stage
+from pipeline.sweep_plan import CONF
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 PARAMS_ENV = "PIPELINE_PARAMS"  # another params file than ./params.yaml
+HYDRA_FLAGS = ("--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--info", "-i",
+               "--resolve", "--package", "-p", "--shell-completion", "-sc")
 
 
 def register_params(path: Path) -> None:
@@ -33,42 +36,61 @@ def register_params(path: Path) -> None:
     by the schema, so Hydra refuses unknown keys and wrong types in overrides."""
     from hydra.core.config_store import ConfigStore
 
-    if not path.is_file():
-        raise ConfigError(f"{path}: not found. Fix: run from the project root (where dvc.yaml is)")
-    try:
-        node = OmegaConf.merge(OmegaConf.structured(TrialConfig), OmegaConf.load(path))
-    except Exception as err:
-        raise ConfigError(f"{path}: {str(err).splitlines()[0]}. Fix: `python -m pipeline."
-                          "train --help` validates it; see the README's params.yaml") from None
+    load_params(path)  # every rule, with params.yaml line numbers, before Hydra sees it
+    node = OmegaConf.merge(OmegaConf.structured(TrialConfig), read_yaml(path))
     ConfigStore.instance().store(name="params", node=node)
 
 
-def trial(cfg: DictConfig) -> float:
+def trial(cfg) -> float:
     from pipeline.trials import run_trial
 
     return run_trial(cfg)
 
 
-def main() -> None:
+def overrides_of(argv: list[str]) -> list[str] | None:
+    """The overrides on the command line, or None when Hydra is asked something else."""
+    if any(arg.split("=")[0] in HYDRA_FLAGS for arg in argv):
+        return None
+    return [arg for arg in argv if arg not in ("-m", "--multirun")]
+
+
+def sweep(argv: list[str], params: Path) -> None:
     import hydra
 
-    setup_logging()  # quiet TensorFlow/MLflow before anything imports them
+    from pipeline import sweep_record
+    from pipeline.sweep_plan import check_sweep
+
+    register_params(params)
+    arguments = overrides_of(argv)
+    if arguments is not None:
+        check_sweep(arguments)
+    sys.argv = [sys.argv[0], *argv]
+    try:
+        hydra.main(version_base="1.3", config_path=str(CONF), config_name="sweep")(trial)()
+    except sweep_record.Abort as abort:  # an error in our Hydra callback
+        sweep_record.end_open(abort.error)
+        raise abort.error from None
+    except SystemExit as done:
+        if done.code:
+            sweep_record.end_open(RuntimeError(f"the sweep exited with status {done.code}"))
+        raise
+    except BaseException as err:
+        sweep_record.end_open(err)
+        raise
+
+
+def main() -> None:
     # Ray: no token auth (set RAY_AUTH_MODE=token on a shared cluster), and workers use this
     # project's environment as it is, not one rebuilt by Ray's `uv run` hook.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    try:
-        register_params(Path(os.environ.get(PARAMS_ENV, "params.yaml")))
-    except ConfigError as err:
-        print(f"ERROR {err}", file=sys.stderr)
-        sys.exit(1)
-    try:
-        hydra.main(version_base="1.3", config_path=str(CONF), config_name="sweep")(trial)()
-    except KeyboardInterrupt:
-        print("ERROR sweep interrupted: finished trials are kept in MLflow. Fix: rerun the same "
-              "command to resume (finished trials are reused)", file=sys.stderr)
-        sys.exit(130)
+    # Hydra would print its own multi-line report of an error and exit; let it reach
+    # run_stage, which prints one line (the traceback only with PIPELINE_DEBUG=1).
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    params = Path(os.environ.get(PARAMS_ENV, PARAMS_FILE))
+    argv = sys.argv[1:]
+    run_stage(lambda: sweep(argv, params), params=params)
 
 
 if __name__ == "__main__":

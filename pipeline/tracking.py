@@ -7,6 +7,11 @@ params.yaml (`http://host:5000`: a team's `mlflow server`, e.g. on PostgreSQL) o
 reached fails before any training, in one line naming the URI and where it came from.
 All logging is batched (one `log_batch` per 100 values): over HTTP, single
 calls are ~100x slower.
+
+Every run the pipeline opens goes through `live_run`: it ends FINISHED, FAILED (with
+the error as the `pipeline.error` tag) or KILLED (Ctrl-C, SIGTERM), and a run whose
+process died without ending it (SIGKILL, a crash, the store going away) is ended as
+KILLED by the next run of the same step.
 """
 
 from __future__ import annotations
@@ -24,16 +29,15 @@ from urllib.parse import urlsplit
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.errors import ConfigError
+from pipeline.errors import TrackingUnavailable
 
 log = logging.getLogger("pipeline.tracking")
 
-ROOT = Path(__file__).resolve().parents[1]
 BATCH = 100  # MLflow's limit of params per log_batch call (metrics: 1000)
-
-
-class TrackingUnavailable(ConfigError):
-    """The MLflow tracking store did not answer."""
+STEP_TAG = "pipeline.step"  # train@imdb_dense, baseline@imdb, sweep@imdb_dense: who owns a run
+# The reachability check must answer fast, so MLflow's retries are off for it alone; the
+# uploads after it keep MLflow's own retries (a team server's hiccup must not fail them).
+CHECK_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
 def tracking_uri(params: DictConfig) -> str:
@@ -41,10 +45,22 @@ def tracking_uri(params: DictConfig) -> str:
     return configured or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]):
+    """Set environment variables for the block only (unless the user set them)."""
+    saved = {key: os.environ.get(key) for key in values}
+    for key, value in values.items():
+        os.environ.setdefault(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+
+
 def connect(params: DictConfig) -> str:
     """Point MLflow at the store and prove it answers, fast, before any work is done."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     import mlflow
 
     uri = tracking_uri(params)
@@ -53,12 +69,16 @@ def connect(params: DictConfig) -> str:
     if exported is None:  # MLflow copies the URI into the environment, where it would
         os.environ.pop("MLFLOW_TRACKING_URI", None)  # outrank the next params' tracking.uri
     try:
-        mlflow.search_experiments(max_results=1)
+        with _environment(CHECK_ENV):
+            mlflow.search_experiments(max_results=1)
     except Exception as err:  # any failure here means: no usable store
-        origin = ("MLFLOW_TRACKING_URI" if exported
-                  else "tracking.uri in params.yaml" if params.tracking.uri else "the default")
-        raise unavailable(uri, origin, err) from None
+        raise unavailable(uri, origin_of(params), err) from None
     return uri
+
+
+def origin_of(params: DictConfig) -> str:
+    return ("MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI")
+            else "tracking.uri in params.yaml" if params.tracking.uri else "the default")
 
 
 def unavailable(uri: str, origin: str, err: Exception) -> TrackingUnavailable:
@@ -184,69 +204,102 @@ def serving_requirements(packages: tuple[str, ...] = KERAS_PACKAGES) -> list[str
     return pins
 
 
-CHAMPION = "champion"
+DATASET_KEYS = ("task", "classes", "load", "preprocess", "split")  # what shaped the data
 
 
-def selection_metric(task: str, kfold: bool) -> tuple[str, bool]:
-    """(metric name, higher_is_better): the validation figure models compete on.
-
-    Never a test metric: the test split only reports, it doesn't choose."""
-    if task == "regression":
-        return ("kfold_val_mae_mean" if kfold else "val_mae"), False
-    return "val_accuracy", True
-
-
-def best_value(metric: str, higher: bool, history: dict, summary: dict) -> float | None:
-    """A run's figure for `metric`: its summary's (K-fold) value, else its best epoch."""
-    if metric in summary:
-        return float(summary[metric])
-    values = history.get(metric)
-    return float(max(values) if higher else min(values)) if values else None
-
-
-def selection_score(task: str, history: dict, summary: dict) -> tuple[str, float, bool]:
-    """(metric name, value, higher_is_better) of one trained model."""
-    metric, higher = selection_metric(task, "kfold_val_mae_mean" in summary)
-    value = best_value(metric, higher, history, summary)
-    return metric, (0.0 if higher else float("inf")) if value is None else value, higher
+def dataset_params(params: DictConfig, dataset: str) -> dict[str, Any]:
+    """The settings of a dataset that decide its prepared data (declared as DVC params of
+    the stages that log them: an edit elsewhere in the entry reruns nothing)."""
+    ds = params.datasets[dataset]
+    return {key: ds[key] for key in DATASET_KEYS}
 
 
 def run_config(params: DictConfig, model: str) -> dict[str, Any]:
-    """What a Keras run logs as its params: the seed, the model and its dataset's entry."""
+    """What a Keras run logs as its params: the seed, the model, its dataset's settings."""
     cfg = params.models[model]
-    return {"seed": params.seed, "model": cfg, "dataset": params.datasets[cfg.dataset]}
+    return {"seed": params.seed, "model": cfg, "dataset": dataset_params(params, cfg.dataset)}
 
 
-def promote_if_best(dataset: str, run_id: str, metric: str, value: float, higher: bool):
-    """Register the run's model under the dataset's name; move `champion` if it wins.
+# --- runs that always end -------------------------------------------------------------
 
-    Returns (version, is_champion)."""
-    import mlflow
+
+def experiment_id(client, name: str) -> str:
     from mlflow.exceptions import MlflowException
 
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException as err:  # created meanwhile by a parallel run
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def owner_tags() -> dict[str, str]:
+    """Which process owns a run, so the next one can tell whether it is still alive."""
+    from pipeline.files import HOST
+
+    return {"pipeline.host": HOST, "pipeline.pid": str(os.getpid())}
+
+
+def end_abandoned(client, experiment: str, step: str, extra_filter: str = "") -> list[str]:
+    """End as KILLED the RUNNING runs of `step` whose process is gone (killed, crashed, lost
+    the store before it could end them). A run of a live process, or of another machine
+    (its process can't be seen from here), is left alone."""
+    from pipeline.files import process_gone
+
+    runs = client.search_runs(
+        [experiment], f"tags.`{STEP_TAG}` = '{step}' and attributes.status = 'RUNNING'"
+        + (f" and {extra_filter}" if extra_filter else ""), max_results=1000)
+    ended = []
+    for run in runs:
+        tags = run.data.tags
+        pid = tags.get("pipeline.pid", "")
+        if not pid.isdigit() or not process_gone(tags.get("pipeline.host", ""), int(pid)):
+            continue
+        client.set_tag(run.info.run_id, "pipeline.error",
+                       f"its process ({tags.get('pipeline.host')}:{pid}) ended without ending "
+                       f"the run (killed or crashed); ended by the next run of {step}")
+        client.set_terminated(run.info.run_id, "KILLED")
+        ended.append(run.info.run_id)
+    if ended:
+        log.info("%s: ended %d run(s) left RUNNING by a killed process: %s", step, len(ended),
+                 ", ".join(ended))
+    return ended
+
+
+def end_failed(client, run_id: str, error: BaseException) -> str:
+    """End a run as FAILED, with the error line as its `pipeline.error` tag, or as KILLED
+    (Ctrl-C, SIGTERM). Errors doing so are swallowed: the store may be what failed, and the
+    caller re-raises the real error."""
+    from pipeline.console import error_line
+
+    status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+    with contextlib.suppress(Exception):
+        client.set_tag(run_id, "pipeline.error", ("interrupted: " if status == "KILLED" else "")
+                       + (error_line(error) or type(error).__name__)[:4000])
+        client.set_terminated(run_id, status)
+    return status
+
+
+@contextlib.contextmanager
+def live_run(experiment: str, step: str, run_name: str, tags: Mapping[str, str]):
+    """Open a run (the active one, for mlflow.<flavor>.log_model) that always ends properly,
+    after ending the runs a killed earlier `step` left RUNNING."""
+    import mlflow
+
     client = mlflow.MlflowClient()
-    current = None
-    with contextlib.suppress(MlflowException):  # no registered model or champion yet
-        current = client.get_model_version_by_alias(dataset, CHAMPION)
-    if current is not None and current.run_id == run_id:
-        return current.version, True
-    existing = []
-    with contextlib.suppress(MlflowException):
-        existing = client.search_model_versions(f"name='{dataset}' and run_id='{run_id}'")
-    if existing:
-        version = existing[0]
-    else:  # the client API, quietly (mlflow.register_model prints to the console)
-        with contextlib.suppress(MlflowException):
-            client.create_registered_model(dataset)
-        source = f"{client.get_run(run_id).info.artifact_uri}/model"
-        version = client.create_model_version(
-            dataset, source, run_id=run_id,
-            tags={"selection_metric": metric, "selection_value": str(value)})
-    best = current is None
-    if current is not None:
-        old = float(current.tags.get("selection_value", "nan"))
-        same_metric = current.tags.get("selection_metric") == metric
-        best = not same_metric or old != old or (value > old if higher else value < old)
-    if best:
-        client.set_registered_model_alias(dataset, CHAMPION, version.version)
-    return version.version, best
+    experiment_ = experiment_id(client, experiment)
+    end_abandoned(client, experiment_, step)
+    run = mlflow.start_run(experiment_id=experiment_, run_name=run_name,
+                           tags={**tags, STEP_TAG: step, **owner_tags()})
+    try:
+        yield run
+    except BaseException as err:
+        status = end_failed(client, run.info.run_id, err)
+        with contextlib.suppress(Exception):
+            mlflow.end_run(status)
+        raise
+    mlflow.end_run("FINISHED")

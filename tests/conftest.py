@@ -26,7 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -239,3 +239,49 @@ def shared_datasets() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared/datasets is not present on this machine")
     return SHARED
+
+
+# --- a tiny project after a full `dvc repro`, shared by the DVC tests (read-only) ---------
+
+
+@dataclass
+class BuiltProject:
+    """`dvc repro` of every stage for imdb and boston_housing on tiny data, once per session.
+    Tests that change anything work on `copy()`; `audit` holds the files each stage read."""
+
+    path: Path
+    env: dict[str, str]
+    params: dict[str, Any]
+    audit: Path
+    output: str
+    seconds: float
+
+    def copy(self, dest: Path) -> Path:
+        from helpers.project import copy_project
+
+        return copy_project(self.path, dest)
+
+
+def pipeline_params(root: Path) -> dict[str, Any]:
+    """The project's params for imdb and boston_housing, tiny data from a local mirror."""
+    params = mirrored_params(root)
+    keep = {"imdb": "imdb_dense", "boston_housing": "boston_housing_dense"}
+    params["datasets"] = {k: v for k, v in params["datasets"].items() if k in keep}
+    params["models"] = {m: params["models"][m] for m in keep.values()}
+    params["models"]["imdb_dense"]["epochs"] = 3
+    params["models"]["boston_housing_dense"].update(epochs=3, kfold={"folds": 2, "epochs": 2})
+    params["baseline"].update(cv_folds=2, n_jobs=1)
+    return params
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory) -> BuiltProject:
+    from helpers.project import make_project, repro
+
+    root = tmp_path_factory.mktemp("built")
+    audit = root / "audit"
+    audit.mkdir()
+    params = pipeline_params(root)
+    path, env = make_project(root, params, audit_dir=audit)
+    output, seconds = repro(path, env, "*")
+    return BuiltProject(path, env, params, audit, output, seconds)

@@ -28,9 +28,10 @@ from conftest import (
 )
 
 from pipeline.config import compose
-from pipeline.download import download, read_source
+from pipeline.download import download
 from pipeline.errors import DataError
-from pipeline.probe import probe
+from pipeline.layout import read_source
+from pipeline.sources import probe
 
 FASHION = [
     "train-labels-idx1-ubyte.gz",
@@ -457,13 +458,13 @@ def test_network_comes_back(file_server, upstream_files, tmp_path):
     assert second == first
     assert _snapshot(raw) == before
 
-    assert probe(offline, data) == {n: False for n in offline["datasets"]}
+    assert probe(compose(offline), data) == {n: False for n in offline["datasets"]}
     # The server is up, but does not have the files yet.
-    assert probe(online, data)[name] is False
+    assert probe(compose(online), data)[name] is False
     assert file_server.hits == {f"{name}/{FASHION[0]}": 1}
 
     serve_all(file_server, upstream_files)
-    status = probe(online, data)
+    status = probe(compose(online), data)
     assert status[name] is True
     assert not any(v for n, v in status.items() if n != name)  # not downloaded: no stand-in
     assert _snapshot(raw) == before  # probing changes nothing
@@ -473,7 +474,7 @@ def test_network_comes_back(file_server, upstream_files, tmp_path):
     assert read_source(raw)["kind"] == "canonical"
     for fname, payload in upstream_files[name].items():
         assert (raw / fname).read_bytes() == payload
-    assert probe(online, data)[name] is False  # real data now: nothing to switch
+    assert probe(compose(online), data)[name] is False  # real data now: nothing to switch
 
 
 # --- 8. atomicity -------------------------------------------------------------------

@@ -19,14 +19,13 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT, mirrored_params
+from helpers.project import GIT_USER, make_project, repro
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import open_dict
-from test_dvc_pipeline import make_project, repro
 
 from pipeline.errors import ConfigError
-from pipeline.sweep import CONF, register_params
-from pipeline.trials import make_plan, param_overrides, params_of, parse, preflight
+from pipeline.sweep import register_params
+from pipeline.sweep_plan import CONF, check_sweep, make_plan, param_overrides, params_of, parse
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -101,15 +100,8 @@ def project(tmp_path_factory):
     params["datasets"] = {"fashion_mnist": params["datasets"]["fashion_mnist"]}
     params["models"] = {MODEL: {**params["models"][MODEL], "epochs": 3}}
     path, env = make_project(root, params)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    for cmd in (["git", "add", "-A"], ["git", "commit", "-qm", "tiny project"]):
-        subprocess.run(cmd, cwd=path, env={**env, **GIT_USER}, check=True, capture_output=True)
     repro(path, env, "prepare@fashion_mnist")
     return path, env
-
-
-GIT_USER = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-            "GIT_COMMITTER_EMAIL": "t@t"}
 
 
 def sweep(project, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -246,15 +238,13 @@ def test_optuna_sweep_on_joblib_resumes_after_being_killed(project):
 
 
 def preflight_of(project, swept: str, *options: str):
-    """preflight() on the composed config, as the sweep's callback runs it."""
+    """The sweep's check of its command line, as `python -m pipeline.sweep` runs it."""
     path, _ = project
     cwd = os.getcwd()
     os.chdir(path)
     try:
-        cfg = hydra_config(*options, params=path / "params.yaml")
-        with open_dict(cfg):
-            cfg.hydra.overrides.task = [swept, *options]
-        return preflight(cfg)
+        register_params(path / "params.yaml")
+        return check_sweep([swept, *options])
     finally:
         os.chdir(cwd)
 

@@ -12,7 +12,7 @@ from conftest import closed_port_url, mirrored_params
 
 from pipeline.config import compose
 from pipeline.download import download
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DataError, TrackingUnavailable
 from pipeline.files import load_split
 from pipeline.prepare import prepare
 
@@ -132,11 +132,11 @@ def test_training_is_deterministic(workspace):
 
 
 def test_nan_loss_fails_and_saves_nothing(workspace):
-    from pipeline.train import TrainingFailed, train
+    from pipeline.train import train
+    from pipeline.training import TrainingFailed
 
     raw = copy.deepcopy(workspace["raw"])
     raw["models"]["boston_housing_dense"]["optimizer"]["learning_rate"] = 1e30
-    raw["models"]["boston_housing_dense"]["kfold"] = None
     out = workspace["root"] / "nan_model"
     with pytest.raises(TrainingFailed, match=r"NaN.*models\.boston_housing_dense\.optimizer"):
         train("boston_housing_dense", compose(raw), workspace["data"], out)
@@ -160,10 +160,10 @@ def test_unreachable_tracking_store_fails_before_training(workspace, monkeypatch
         raw["tracking"]["uri"] = server
         params = compose(raw)
     fitted = []
-    monkeypatch.setattr("pipeline.train.fit_once", lambda *a, **k: fitted.append(1))
+    monkeypatch.setattr("pipeline.training.fit_once", lambda *a, **k: fitted.append(1))
     out = workspace["root"] / "no_store"
     started = time.monotonic()
-    with pytest.raises(ConfigError) as failure:
+    with pytest.raises(TrackingUnavailable) as failure:
         train("imdb_dense", params, workspace["data"], out)
     message = str(failure.value)
     assert f"{server} (from {via}) cannot be reached" in message
@@ -173,16 +173,34 @@ def test_unreachable_tracking_store_fails_before_training(workspace, monkeypatch
 
 
 def test_tracking_failure_after_training_keeps_the_model(workspace, monkeypatch):
+    """The store goes away after training: the model is kept, and the next run (store back)
+    logs it without training again; nothing half-done ever sits in the output folder."""
+    import pipeline.train as stage
     from pipeline.train import train
+
+    real_log = stage.log_training_run
 
     def broken(*args, **kwargs):
         raise ConnectionError("store went away")
 
-    monkeypatch.setattr("pipeline.train.log_training_run", broken)
-    out = workspace["root"] / "kept"
-    with pytest.raises(ConfigError, match=r"model is saved in .*kept/model\.keras"):
+    monkeypatch.setattr(stage, "log_training_run", broken)
+    out = workspace["root"] / "models" / "kept"
+    with pytest.raises(TrackingUnavailable, match=r"kept in .*models/\.pending/kept\. Fix: .*"
+                       r"without training again"):
         train("imdb_dense", workspace["params"], workspace["data"], out)
-    assert (out / "model.keras").is_file() and (out / "history.json").is_file()
+    pending = workspace["root"] / "models" / ".pending" / "kept"
+    assert (pending / "model.keras").is_file() and (pending / "history.json").is_file()
+    assert not out.exists()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(stage, "log_training_run", real_log)
+    monkeypatch.setattr("pipeline.training.fit_and_score", no_training)
+    train("imdb_dense", workspace["params"], workspace["data"], out)
+    assert {p.name for p in out.iterdir()} >= {"model.keras", "history.json", "run.json"}
+    assert not pending.exists()
+    assert run_of(out / "run.json").info.status == "FINISHED"
 
 
 def test_bad_layer_config_fails_before_training(workspace):
@@ -197,7 +215,7 @@ def test_bad_layer_config_fails_before_training(workspace):
 def test_champion_alias_moves_only_for_a_better_validation_score(workspace):
     import keras
 
-    from pipeline import tracking
+    from pipeline import registry, tracking
 
     mlflow.set_experiment("registry-test")
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
@@ -210,18 +228,23 @@ def test_champion_alias_moves_only_for_a_better_validation_score(workspace):
     client = mlflow.MlflowClient()
 
     def champion() -> str:
-        return client.get_model_version_by_alias("toy", tracking.CHAMPION).run_id
+        return client.get_model_version_by_alias("toy", registry.CHAMPION).run_id
 
-    assert tracking.promote_if_best("toy", runs[0], "val_accuracy", 0.80, True)[1]
+    assert registry.register("toy", runs[0], "val_accuracy", 0.80)[1]
     assert champion() == runs[0]
-    assert not tracking.promote_if_best("toy", runs[1], "val_accuracy", 0.70, True)[1]
+    assert not registry.register("toy", runs[1], "val_accuracy", 0.70)[1]
     assert champion() == runs[0]  # a worse model is registered but not promoted
-    assert tracking.promote_if_best("toy", runs[2], "val_accuracy", 0.90, True)[1]
+    assert registry.register("toy", runs[2], "val_accuracy", 0.90)[1]
     assert champion() == runs[2]
     versions = client.search_model_versions("name='toy'")
     assert len(versions) == 3
-    tracking.promote_if_best("toy", runs[1], "val_accuracy", 0.70, True)  # again: no new version
+    registry.register("toy", runs[1], "val_accuracy", 0.70)  # again: no new version
     assert len(client.search_model_versions("name='toy'")) == 3
+
+    # A loss or an error: lower wins (the one definition in pipeline/metrics.py).
+    assert registry.register("toy_mae", runs[0], "val_mae", 3.0)[1]
+    assert not registry.register("toy_mae", runs[1], "kfold_val_mae_mean", 3.5)[1]
+    assert registry.register("toy_mae", runs[2], "kfold_val_mae_mean", 2.5)[1]
 
 
 def test_predict_with_the_champion_on_raw_inputs(workspace, tmp_path, capsys):
@@ -254,13 +277,12 @@ def test_predict_with_the_champion_on_raw_inputs(workspace, tmp_path, capsys):
 
 
 def test_predict_errors_name_the_problem(workspace, tmp_path):
-    from pipeline.errors import DataError
     from pipeline.predict import predict
 
     params, data = workspace["params"], workspace["data"]
     bad = tmp_path / "bad.json"
     bad.write_text('{"not": "a list"}')
-    with pytest.raises(DataError, match=r"bad\.json: expected a \.json file holding"):
+    with pytest.raises(DataError, match=r"bad\.json: .*; expected a \.json file holding"):
         predict("imdb", bad, params, None, data)
     wrong_shape = tmp_path / "img.npy"
     np.save(wrong_shape, np.zeros((2, 5, 5), dtype=np.uint8))
@@ -268,8 +290,10 @@ def test_predict_errors_name_the_problem(workspace, tmp_path):
         predict("fashion_mnist", wrong_shape, params, None, data)
     good = tmp_path / "r.json"
     good.write_text("[[1, 2, 3]]")
-    with pytest.raises(DataError, match=r"no model at runs:/0123abc/model.*Fix"):
+    with pytest.raises(DataError, match=r"'0123abc' is not an MLflow run id.*Fix"):
         predict("imdb", good, params, "0123abc", data)
+    with pytest.raises(DataError, match=r"no model at runs:/0{32}/model.*Fix"):
+        predict("imdb", good, params, "0" * 32, data)
     with pytest.raises(ConfigError, match="unknown dataset"):
         predict("imbd", good, params, None, data)
 
@@ -318,3 +342,184 @@ def test_mlflow_models_serve_answers_a_rest_request(workspace, tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+# --- a kill or a failure leaves nothing behind and loses nothing -----------------------
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def abandoned_run(experiment: str, step: str) -> str:
+    """A RUNNING run as a SIGKILLed stage leaves it: owned by a process that is gone."""
+    from pipeline import tracking
+    from pipeline.files import HOST
+
+    client = mlflow.MlflowClient()
+    run = client.create_run(tracking.experiment_id(client, experiment), tags={
+        tracking.STEP_TAG: step, "pipeline.host": HOST, "pipeline.pid": str(dead_pid())})
+    return run.info.run_id
+
+
+@pytest.mark.parametrize(("stage", "target"), [("train", "reuters_dense"),
+                                               ("baseline", "reuters")])
+def test_a_run_left_running_by_a_killed_stage_is_ended_by_the_next(workspace, stage, target):
+    from pipeline import tracking
+
+    params, data, root = workspace["params"], workspace["data"], workspace["root"]
+    orphan = abandoned_run("reuters", f"{stage}@{target}")
+    other = abandoned_run("reuters", "train@someone_else")
+    alive = mlflow.MlflowClient().create_run(
+        tracking.experiment_id(mlflow.MlflowClient(), "reuters"),
+        tags={tracking.STEP_TAG: f"{stage}@{target}", **tracking.owner_tags()}).info.run_id
+    if stage == "train":
+        from pipeline.train import train
+
+        train(target, params, data, root / "models" / f"orphans_{target}")
+    else:
+        from pipeline.baseline import baseline
+
+        baseline(target, params, data, root / "results" / target / "orphans")
+    client = mlflow.MlflowClient()
+    ended = client.get_run(orphan)
+    assert ended.info.status == "KILLED"
+    assert "ended without ending the run" in ended.data.tags["pipeline.error"]
+    assert client.get_run(other).info.status == "RUNNING"  # another step's: not ours to end
+    assert client.get_run(alive).info.status == "RUNNING"  # its process is alive
+    client.set_terminated(other, "KILLED")
+    client.set_terminated(alive, "KILLED")
+
+
+def test_a_failed_stage_ends_its_run_failed_with_the_reason(workspace, monkeypatch):
+    from pipeline.train import log_training_run
+
+    def broken_upload(*args, **kwargs):
+        raise OSError("disk full while uploading the model")
+
+    monkeypatch.setattr("pipeline.tracking.log_keras_model", broken_upload)
+    params = workspace["params"]
+    cfg = params.models.imdb_dense
+    from pipeline import layout
+
+    manifest = layout.read_manifest(layout.prepared_dir(workspace["data"], "imdb"))
+    import keras
+
+    model = keras.Sequential([keras.Input((10000,)), keras.layers.Dense(1)])
+    x = load_split(workspace["data"] / "imdb" / "prepared" / "train.npz")[0]
+    with pytest.raises(OSError, match="disk full"):
+        log_training_run("imdb_dense", params, cfg, manifest, model, {"loss": [1.0]},
+                         {"epochs": 1}, x)
+    runs = mlflow.MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name("imdb").experiment_id],
+        "tags.`pipeline.error` LIKE '%disk full%'")
+    assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_no_retries_only_for_the_reachability_check(workspace, monkeypatch):
+    """MLflow's retries are off while connect() checks the store (fast failure), and on again
+    for every upload after it (a team server's hiccup must not fail a long training)."""
+    import os
+
+    from pipeline import tracking
+
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    seen = []
+    real = mlflow.search_experiments
+    monkeypatch.setattr(mlflow, "search_experiments", lambda **kw: (
+        seen.append(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES")), real(**kw))[1])
+    tracking.connect(workspace["params"])
+    assert seen == ["0"]
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+
+
+def test_the_registry_fails_loudly_on_anything_but_not_found(workspace, monkeypatch):
+    """Only "no such registered model yet" is expected; any other MLflow error fails the
+    stage and the champion stays where it was."""
+    import keras
+    from mlflow.exceptions import MlflowException
+
+    from pipeline import registry, tracking
+
+    mlflow.set_experiment("registry-errors")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    runs = []
+    for _ in range(2):
+        with mlflow.start_run() as run:
+            tracking.log_keras_model(model, None, np.zeros((1, 3), dtype=np.float32))
+            runs.append(run.info.run_id)
+    assert registry.register("loud", runs[0], "val_accuracy", 0.5)[1]
+
+    def flaky(self, name):
+        raise MlflowException("database is locked", error_code="INTERNAL_ERROR")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "get_registered_model", flaky)
+    with pytest.raises(MlflowException, match="database is locked"):
+        registry.register("loud", runs[1], "val_accuracy", 0.9)
+    monkeypatch.undo()
+    client = mlflow.MlflowClient()
+    assert client.get_model_version_by_alias("loud", registry.CHAMPION).run_id == runs[0]
+
+
+PREDICT_CASES = [
+    ("fashion_mnist", "empty.npy", b"", "not a readable .npy file"),
+    ("fashion_mnist", "none.npy", np.zeros((0, 28, 28), dtype=np.uint8), "holds no rows"),
+    ("fashion_mnist", "floats.npy", np.zeros((1, 28, 28)), "float64 values, not uint8"),
+    ("fashion_mnist", "pickle.npy", np.array([{"a": 1}], dtype=object),
+     "not a readable .npy file"),
+    ("imdb", "huge.json", "[[1, 14, 100000000000000000000000000000]]",
+     "row 0 holds the word index 100000000000000000000000000000"),
+    ("imdb", "negative.json", "[[1, -4]]", "row 0 holds the word index -4"),
+    ("imdb", "bools.json", "[[true, false]]", "row 0 holds true, not a word index"),
+    ("imdb", "floats.json", "[[1.5, 2]]", "row 0 holds 1.5, not a word index"),
+    ("imdb", "nothing.json", "[]", "holds no rows"),
+    ("imdb", "text.json", "[[1, 2], ", "not readable JSON"),
+    ("boston_housing", "nan.csv", ",".join(["1"] * 13) + "\n" + ",".join(["nan"] * 13) + "\n",
+     "row 1 holds NaN or infinity"),
+    ("boston_housing", "short.csv", "1,2,3\n", "holds rows of 3 numbers"),
+    ("boston_housing", "words.csv", "a,b,c\n", "not a table of numbers"),
+    ("boston_housing", "empty.csv", "", "holds no rows"),
+]
+
+
+@pytest.mark.parametrize(("dataset", "name", "content", "message"), PREDICT_CASES,
+                         ids=[c[1] for c in PREDICT_CASES])
+def test_predict_refuses_bad_inputs_naming_file_and_value(workspace, tmp_path, dataset, name,
+                                                          content, message):
+    from pipeline.predict import predict
+
+    path = tmp_path / name
+    if isinstance(content, np.ndarray):
+        np.save(path, content, allow_pickle=True)
+        path = path.with_suffix(".npy")
+    else:
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(DataError) as err:
+        predict(dataset, path, workspace["params"], "0" * 32, workspace["data"])
+    text = str(err.value)
+    assert text.startswith(f"{path}: ") and message in text and "Fix:" in text, text
+    assert "\n" not in text
+
+
+def test_predict_reads_word_indices_beyond_the_vocabulary_as_keras_does(workspace):
+    """keras.datasets' num_words: an index past the vocabulary is the out-of-vocabulary word."""
+    from pipeline.predict import read_inputs
+
+    params = workspace["params"]
+    manifest = json.loads((workspace["data"] / "imdb" / "prepared" / "manifest.json")
+                          .read_text())
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        inside, outside = Path(tmp) / "a.json", Path(tmp) / "b.json"
+        inside.write_text("[[1, 2, 14]]")
+        outside.write_text("[[1, 99999, 14]]")
+        a = read_inputs(inside, params.datasets.imdb, manifest)
+        b = read_inputs(outside, params.datasets.imdb, manifest)
+    assert (a != b).nnz == 0  # 99999 is read as the OOV index 2

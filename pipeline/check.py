@@ -1,0 +1,87 @@
+"""Stage `check`: every setting is checked before `dvc repro` touches anything.
+
+DVC removes a stage's outputs just before it runs the stage, so a check inside a
+stage comes too late to protect them. This stage runs first, on every `dvc repro`
+(`always_changed`; every other stage is downstream of its data/probe.json): a
+mistake in params.yaml (or in an `dvc exp run -S` value) ends here, in one line
+naming its params.yaml line, and DVC stops before any other output is removed,
+written or trained. All of pipeline/preflight.py runs: the settings' own rules, and
+what Keras and scikit-learn say about every model and baseline option, with the
+data as last prepared (folds against rows, the model built on its input shape).
+
+Asking Keras costs a TensorFlow import (~6 s), so that part runs only when the
+settings, the checking code or the prepared data changed since the last pass
+(data/check.json remembers it); otherwise this stage takes ~0.3 s.
+
+Then the probe: a dataset on stand-in data whose real source answers again gets a
+new value in data/probe.json, so its download stage reruns and fetches it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+from importlib.metadata import version
+from pathlib import Path
+
+from pipeline import layout, lineage, preflight
+from pipeline.config import load_params
+from pipeline.console import run_stage
+from pipeline.files import write_json
+from pipeline.sources import probe
+
+log = logging.getLogger("pipeline.check")
+
+
+def fingerprint(params_path: Path, manifests: dict[str, dict | None]) -> str:
+    """Same settings, checking code, libraries and data: the deep checks would pass again."""
+    blob = json.dumps({
+        "params": Path(params_path).read_text(),
+        "code": lineage.code_digest("pipeline.check"),
+        "libraries": [version(p) for p in ("keras", "tensorflow-cpu", "scikit-learn")],
+        "data": manifests,
+    }, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def check(params_path: Path, data_dir: Path, check_file: Path, probe_file: Path) -> None:
+    params = load_params(params_path)  # the settings' own rules, every time
+    manifests = {name: layout.manifest_or_none(layout.prepared_dir(data_dir, name))
+                 for name in params.datasets}
+    key = fingerprint(params_path, manifests)
+    try:
+        passed = json.loads(check_file.read_text()).get("passed")
+    except (OSError, ValueError):
+        passed = None
+    if passed != key:
+        preflight.check_all(params, manifests)
+        write_json(check_file, {"passed": key})
+        log.info("check: params.yaml is valid (%d datasets, %d models checked with Keras and "
+                 "scikit-learn)", len(params.datasets), len(params.models))
+
+    status = probe(params, data_dir)
+    text = json.dumps(status, indent=2, sort_keys=True) + "\n"
+    if not probe_file.exists() or probe_file.read_text() != text:  # untouched: no rerun
+        write_json(probe_file, status)
+    for name in (n for n, back in status.items() if back):
+        log.info("check: the real %s data is reachable again; downloading it", name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.check",
+        description="Check every setting in params.yaml (before any stage runs), and whether "
+                    "datasets on stand-in data can get the real data now.",
+    )
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data-dir", default=str(layout.DATA))
+    args = parser.parse_args(argv)
+    data = Path(args.data_dir)
+    run_stage(lambda: check(Path(args.params), data, data / layout.CHECK_FILE.name,
+                            data / layout.PROBE_FILE.name), params=args.params)
+
+
+if __name__ == "__main__":
+    main()

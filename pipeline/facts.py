@@ -1,0 +1,80 @@
+"""Rules that need more than the settings: the data as last prepared (folds and validation
+rows against the rows there are) and scikit-learn (the SGD options). Run by
+`preflight.check_all` before anything is touched, and by `baseline` for its own part.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.validate import fail
+
+
+def as_dict(node: Any) -> dict[str, Any]:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(
+        node)
+
+
+def dataset_settings(ds: DictConfig) -> dict[str, Any]:
+    """What decides a prepared dataset's rows and shapes (recorded in its manifest)."""
+    return {k: as_dict(ds[k]) for k in ("load", "preprocess", "split")}
+
+
+def usable(manifest: dict | None, ds: DictConfig) -> dict | None:
+    """The manifest, if it describes data prepared with the current settings (else a
+    changed setting would be checked against facts it is about to change)."""
+    if manifest is None or manifest.get("settings") != dataset_settings(ds):
+        return None
+    return manifest
+
+
+def check_rows(cfg: DictConfig, manifests: dict[str, dict | None],
+               models: list[str] | None = None, baseline: bool = True) -> None:
+    """Validation rows, K-fold folds (of `models`, default all) and baseline CV folds against
+    the rows there are, for each dataset whose manifest is given."""
+    for name, ds in cfg.datasets.items():
+        facts = usable(manifests.get(name), ds)
+        if facts is None:
+            continue
+        splits = facts["splits"]
+        upstream = splits["train"]["rows"] + splits["val"]["rows"]
+        count, rows = ds.split.validation, splits["train"]["rows"]
+        if isinstance(count, int) and count >= upstream:
+            fail(f"datasets.{name}.split.validation", f"{count} validation rows of {upstream}",
+                 f"fewer than {upstream}, so some rows are left to train on",
+                 "use a smaller count or a fraction such as 0.2")
+        if baseline and cfg.baseline.cv_folds > rows:
+            fail("baseline.cv_folds", f"{cfg.baseline.cv_folds} folds of {rows} training rows "
+                 f"of {name}", f"at most {rows}", "use 5")
+        for model_name in cfg.models if models is None else models:
+            model = cfg.models[model_name]
+            if model.dataset == name and model.kfold is not None and model.kfold.folds > rows:
+                fail(f"models.{model_name}.kfold.folds", f"{model.kfold.folds} folds of {rows} "
+                     "training rows", f"at most {rows} (every fold needs a validation row)",
+                     "use 4 (the book's choice)")
+
+
+def check_baseline_options(cfg: DictConfig) -> None:
+    """scikit-learn's own checks of the SGD options, on a four-row toy problem."""
+    import warnings
+
+    import numpy as np
+    from sklearn.linear_model import SGDClassifier, SGDRegressor
+
+    x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    for key, estimator, y in (("baseline.classifier", SGDClassifier, np.array([0, 1, 0, 1])),
+                              ("baseline.regressor", SGDRegressor, x[:, 0])):
+        options = as_dict(cfg.baseline[key.split(".")[1]])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                estimator(**options, random_state=0).fit(x, y)
+        except (TypeError, ValueError) as err:
+            text = " ".join(str(err).split())
+            named = re.search(r"'(\w+)' parameter|argument '(\w+)'", text)
+            option = next((g for g in named.groups() if g), None) if named else None
+            fail(f"{key}.{option}" if option else key, f"scikit-learn refuses it ({text[:200]})",
+                 f"{estimator.__name__} arguments", "correct the value it names")

@@ -1,0 +1,30 @@
+"""Every check, before anything is touched: the settings' own rules (validate.py, already
+run by load_params), the settings against the prepared data and scikit-learn (facts.py),
+and what Keras says about each model (models.check_model: layer, activation, optimizer,
+loss and metric names and arguments; with the data, the model built on its real input
+shape and its outputs against the classes).
+
+The `check` stage runs it all before `dvc repro` lets any other stage remove an output;
+sweeps run it for every value a trial may get, before the first trial or MLflow run;
+`train` runs its model's part before training.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from pipeline import facts
+from pipeline.models import check_model
+
+
+def check_all(cfg: DictConfig, manifests: dict[str, dict | None], only: list[str] | None = None,
+              baseline: bool = True) -> None:
+    """`manifests`: {dataset: its manifest, or None if not prepared}; `only`: these models
+    (default: all); `baseline`: also the SGD options."""
+    facts.check_rows(cfg, manifests, only, baseline)
+    for name in cfg.models if only is None else only:
+        model = cfg.models[name]
+        ds = cfg.datasets[model.dataset]
+        check_model(name, model, ds, facts.usable(manifests.get(model.dataset), ds))
+    if baseline:
+        facts.check_baseline_options(cfg)

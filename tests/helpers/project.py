@@ -1,0 +1,88 @@
+"""Throw-away DVC projects: the pipeline's code and dvc.yaml with a tiny params.yaml, `dvc
+repro` in them, and what it ran."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+AUDIT = Path(__file__).resolve().parent / "audit"  # sitecustomize: files each stage opens
+GIT_USER = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+def project_env(audit_dir: Path | None = None) -> dict[str, str]:
+    """This venv's tools first on PATH, no inherited cache or tracking overrides."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "KERAS_PIPELINE_CACHE", "MLFLOW_TRACKING_URI")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.update(GIT_USER)
+    if audit_dir is not None:
+        env["PYTHONPATH"] = str(AUDIT)
+        env["PIPELINE_AUDIT_DIR"] = str(audit_dir)
+    return env
+
+
+def make_project(tmp_path: Path, params: dict, audit_dir: Path | None = None
+                 ) -> tuple[Path, dict[str, str]]:
+    """tmp_path/project: git + DVC, this repository's pipeline/, conf/ and dvc.yaml, and
+    `params`; committed, so `git status` shows what a run leaves behind."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copytree(ROOT / "pipeline", project / "pipeline",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "conf", project / "conf")
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
+        shutil.copy(ROOT / name, project / name)
+    write_params(project, params)
+    env = project_env(audit_dir)
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"],
+                ["dvc", "config", "core.site_cache_dir", str(tmp_path / "dvc-site")],
+                ["git", "add", "-A"], ["git", "commit", "-qm", "tiny project"]):
+        subprocess.run(cmd, cwd=project, env=env, check=True, capture_output=True, timeout=120)
+    return project, env
+
+
+def write_params(project: Path, params: dict) -> None:
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def dvc(project: Path, env: dict[str, str], *args: str, check: bool = True,
+        timeout: float = 900) -> subprocess.CompletedProcess:
+    result = subprocess.run(["dvc", *args], cwd=project, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def repro(project: Path, env: dict[str, str], *targets: str) -> tuple[str, float]:
+    """`dvc repro --glob <targets>` (default: the data stages); (output, seconds)."""
+    started = time.perf_counter()
+    result = dvc(project, env, "repro", "--glob", *(targets or ("prepare@*",)))
+    return result.stdout + result.stderr, time.perf_counter() - started
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def copy_project(project: Path, dest: Path) -> Path:
+    """A copy of a built project (git, DVC cache, data, mlflow.db) to break things in."""
+    shutil.copytree(project.parent, dest, symlinks=True)
+    return dest / "project"
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (relative path -> bytes)."""
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
