@@ -20,8 +20,8 @@ from omegaconf import OmegaConf
 
 from pipeline.config import load_params, model_config
 from pipeline.files import load_split
-from pipeline.models import build_model
 from pipeline.layout import read_manifest
+from pipeline.models import build_model
 from pipeline.training import fit_once, seed_everything
 
 

@@ -199,7 +199,7 @@ def read_yaml(path: Path | str) -> Any:
                           "is), or pass --params <file>")
     text = path.read_text()
     try:
-        return OmegaConf.create(text) if text.strip() else OmegaConf.create({})
+        content = OmegaConf.create(text) if text.strip() else None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -209,6 +209,10 @@ def read_yaml(path: Path | str) -> Any:
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())}). Fix: "
                           "correct the file (`git diff` shows what changed)") from None
+    if not isinstance(content, DictConfig) or not content:
+        raise ConfigError(f"{path}: empty, or not a mapping of settings; expected the project's "
+                          "params.yaml. Fix: restore it (`git checkout params.yaml`)")
+    return content
 
 
 def compose(raw: Any) -> DictConfig:
@@ -258,25 +262,30 @@ def key_parts(key: str) -> list[str | int]:
 
 
 def locate(text: str, key: str) -> int | None:
-    """The 1-based line of `key` in YAML text: its own line, or the deepest parent found."""
+    """The 1-based line of `key` in YAML text: its own line, or the deepest parent found.
+    Entry names may hold dots (a refused name like `../evil`): the longest match wins."""
     import yaml
 
     try:
         node = yaml.compose(text)
     except yaml.YAMLError:
         return None
-    line = None
-    for part in key_parts(key):
+    line, rest = None, key
+    while rest:
         if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
-            if match is None:
+            names = [k for k, _ in node.value if rest == k.value or rest.startswith(
+                (k.value + ".", k.value + "["))]
+            if not names:
                 break
-            line, node = match[0].start_mark.line + 1, match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
+            best = max(names, key=lambda k: len(k.value))
+            node = next(v for k, v in node.value if k is best)
+            line, rest = best.start_mark.line + 1, rest[len(best.value):].lstrip(".")
+        elif isinstance(node, yaml.SequenceNode):
+            index = re.match(r"\[(\d+)\]|(\d+)(?=$|[.\[])", rest)
+            if not index or int(index.group(1) or index.group(2)) >= len(node.value):
                 break
-            node = node.value[part]
-            line = node.start_mark.line + 1
+            node = node.value[int(index.group(1) or index.group(2))]
+            line, rest = node.start_mark.line + 1, rest[index.end():].lstrip(".")
         else:
             break
     return line

@@ -77,12 +77,10 @@ def error_line(err: BaseException) -> str:
     return " ".join(str(err).split())
 
 
-def run_stage(main: Callable[[], None], params: Path | str | None = None,
-              overrides: Callable[[str], str | None] | None = None) -> None:
+def run_stage(main: Callable[[], None], params: Path | str | None = None) -> None:
     """Run a stage's or command's main(); every failure becomes one ERROR line.
 
-    `params`: the params file it read, so a setting's error names its line there;
-    `overrides`: key -> the command-line override that set it (sweeps)."""
+    `params`: the params file it read, so a setting's error names its line there."""
     from pipeline.config import where
 
     setup_logging()
@@ -93,7 +91,7 @@ def run_stage(main: Callable[[], None], params: Path | str | None = None,
         main()
     except PipelineError as err:
         if isinstance(err, ConfigError) and err.key:
-            err.located((overrides and overrides(err.key)) or (params and where(params, err.key)))
+            err.located(where(params, err.key) if params else None)
         log.error("ERROR %s", error_line(err), exc_info=debug)
         sys.exit(1)
     except KeyboardInterrupt as err:

@@ -23,12 +23,15 @@ def dataset_settings(ds: DictConfig) -> dict[str, Any]:
     return {k: as_dict(ds[k]) for k in ("load", "preprocess", "split")}
 
 
-def usable(manifest: dict | None, ds: DictConfig) -> dict | None:
-    """The manifest, if it describes data prepared with the current settings (else a
-    changed setting would be checked against facts it is about to change)."""
-    if manifest is None or manifest.get("settings") != dataset_settings(ds):
+def usable(manifest: dict | None, ds: DictConfig,
+           decided_by: tuple[str, ...] = ("load", "preprocess", "split")) -> dict | None:
+    """The manifest, if the settings that decide the facts a rule needs are the ones it was
+    prepared with (else the rule would check a new setting against stale facts). Rows read
+    from the files depend on `load`; training rows on `split` too; shapes on `preprocess`."""
+    if manifest is None:
         return None
-    return manifest
+    recorded, current = manifest.get("settings") or {}, dataset_settings(ds)
+    return manifest if all(recorded.get(k) == current[k] for k in decided_by) else None
 
 
 def check_rows(cfg: DictConfig, manifests: dict[str, dict | None],
@@ -36,16 +39,19 @@ def check_rows(cfg: DictConfig, manifests: dict[str, dict | None],
     """Validation rows, K-fold folds (of `models`, default all) and baseline CV folds against
     the rows there are, for each dataset whose manifest is given."""
     for name, ds in cfg.datasets.items():
-        facts = usable(manifests.get(name), ds)
-        if facts is None:
+        loaded = usable(manifests.get(name), ds, ("load",))
+        if loaded is None:
             continue
-        splits = facts["splits"]
-        upstream = splits["train"]["rows"] + splits["val"]["rows"]
-        count, rows = ds.split.validation, splits["train"]["rows"]
+        upstream = loaded["splits"]["train"]["rows"] + loaded["splits"]["val"]["rows"]
+        count = ds.split.validation
         if isinstance(count, int) and count >= upstream:
             fail(f"datasets.{name}.split.validation", f"{count} validation rows of {upstream}",
                  f"fewer than {upstream}, so some rows are left to train on",
                  "use a smaller count or a fraction such as 0.2")
+        facts = usable(loaded, ds, ("load", "split"))
+        if facts is None:
+            continue
+        rows = facts["splits"]["train"]["rows"]
         if baseline and cfg.baseline.cv_folds > rows:
             fail("baseline.cv_folds", f"{cfg.baseline.cv_folds} folds of {rows} training rows "
                  f"of {name}", f"at most {rows}", "use 5")

@@ -25,6 +25,7 @@ def check_all(cfg: DictConfig, manifests: dict[str, dict | None], only: list[str
     for name in cfg.models if only is None else only:
         model = cfg.models[name]
         ds = cfg.datasets[model.dataset]
-        check_model(name, model, ds, facts.usable(manifests.get(model.dataset), ds))
+        shapes = facts.usable(manifests.get(model.dataset), ds, ("load", "preprocess"))
+        check_model(name, model, ds, shapes)
     if baseline:
         facts.check_baseline_options(cfg)

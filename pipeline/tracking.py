@@ -244,15 +244,15 @@ def owner_tags() -> dict[str, str]:
     return {"pipeline.host": HOST, "pipeline.pid": str(os.getpid())}
 
 
-def end_abandoned(client, experiment: str, step: str, extra_filter: str = "") -> list[str]:
+def end_abandoned(client, experiment: str, step: str) -> list[str]:
     """End as KILLED the RUNNING runs of `step` whose process is gone (killed, crashed, lost
     the store before it could end them). A run of a live process, or of another machine
     (its process can't be seen from here), is left alone."""
     from pipeline.files import process_gone
 
     runs = client.search_runs(
-        [experiment], f"tags.`{STEP_TAG}` = '{step}' and attributes.status = 'RUNNING'"
-        + (f" and {extra_filter}" if extra_filter else ""), max_results=1000)
+        [experiment], f"tags.`{STEP_TAG}` = '{step}' and attributes.status = 'RUNNING'",
+        max_results=1000)
     ended = []
     for run in runs:
         tags = run.data.tags

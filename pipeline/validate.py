@@ -102,12 +102,17 @@ def _check_url(key: str, url: str, shown: str | None = None) -> None:
              "write the full URL, or a local folder path for a mirror")
 
 
+TRACKING_SCHEMES = re.compile(
+    r"(https?|file|sqlite|postgresql|mysql|mssql|databricks(-uc)?)(\+\w+)?:")
+
+
 def _check_tracking(uri: str | None) -> None:
     if uri is None:
         return
-    if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", uri):
-        fail("tracking.uri", f"'{uri}' is not a URI", "null (the embedded sqlite:///mlflow.db), "
-             "http://host:5000 or postgresql+psycopg2://...", "write the scheme, e.g. http://")
+    if not TRACKING_SCHEMES.match(uri):
+        fail("tracking.uri", f"'{uri}' is not a tracking store URI", "null (the embedded "
+             "sqlite:///mlflow.db), http(s)://host:port, sqlite:///path or "
+             "postgresql+psycopg2://...", "write the scheme, e.g. http://host:5000")
     if uri.startswith(("http:", "https:")):
         _check_url("tracking.uri", uri)
 

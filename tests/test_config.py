@@ -1,4 +1,6 @@
-"""params.yaml: it composes, and every kind of mistake fails early with the key named."""
+"""Every setting is checked up front: params.yaml composes, and every kind of mistake fails
+in one line naming the key, what was expected and a fix (the line number is added when a
+command shows it); what only Keras and scikit-learn know is asked of them, before training."""
 
 from __future__ import annotations
 
@@ -10,7 +12,16 @@ import pytest
 import yaml
 from conftest import ROOT, project_params
 
-from pipeline.config import compose, dataset_config, load_params, model_config
+from pipeline.config import (
+    FORMAT_ROLES,
+    PREPROCESS_FORMATS,
+    RECIPE_OPTIONS,
+    compose,
+    dataset_config,
+    load_params,
+    locate,
+    model_config,
+)
 from pipeline.errors import ConfigError
 
 DATASETS = {"mnist", "fashion_mnist", "imdb", "reuters", "boston_housing"}
@@ -22,19 +33,17 @@ def test_params_yaml_composes():
     assert {m.dataset for m in params.models.values()} == DATASETS
 
 
-def test_every_model_config_builds(monkeypatch):
-    pytest.importorskip("keras")
-    from pipeline.models import build_model
+def test_the_schema_tables_match_the_code_behind_them():
+    """The allowed values in config.py are exactly what the readers, transforms and recipes
+    implement: one list, checked, not two that drift."""
+    from pipeline import fallback, features, formats
 
-    params = load_params(ROOT / "params.yaml")
-    shapes = {"mnist": (28, 28), "fashion_mnist": (28, 28), "imdb": (10000,),
-              "reuters": (10000,), "boston_housing": (13,)}
-    for name, cfg in params.models.items():
-        sparse = params.datasets[cfg.dataset].preprocess.kind == "multi_hot"
-        model = build_model(name, cfg, shapes[cfg.dataset], sparse)
-        assert model.output_shape[-1] == (len(params.datasets[cfg.dataset].classes or [0])
-                                          if params.datasets[cfg.dataset].task == "multiclass"
-                                          else 1)
+    assert set(FORMAT_ROLES) == set(formats.READERS)
+    assert set(RECIPE_OPTIONS) == set(fallback.RECIPES)
+    for kind in PREPROCESS_FORMATS:
+        assert features.Transform(kind, {"num_words": 3}).kind == kind
+    with pytest.raises(features.DataError):
+        features.Transform("pca").apply([[1.0]])
 
 
 def broken(edit) -> dict:
@@ -49,42 +58,126 @@ def _set(path: str, value):
         *parents, last = path.split(".")
         for key in parents:
             node = node[int(key)] if key.isdigit() else node[key]
-        node[last] = value
+        if value is DELETE:
+            del node[int(last) if last.isdigit() else last]
+        else:
+            node[int(last) if last.isdigit() else last] = value
     return edit
 
 
+def _rename(group: str, old: str, new: str):
+    def edit(raw):
+        raw[group][new] = raw[group].pop(old)
+        if group == "datasets":
+            for model in raw["models"].values():
+                if model["dataset"] == old:
+                    model["dataset"] = new
+    return edit
+
+
+DELETE = object()
+M, D = "models.imdb_dense", "datasets.imdb"
+
 CASES = [
-    ("typo in a key", _set("datasets.imdb.load.num_wrds", 5000), "datasets.imdb.load.num_wrds"),
-    ("unknown top-level key", _set("sed", 1), "sed"),
-    ("wrong type", _set("datasets.imdb.load.num_words", "many"), "datasets.imdb.load.num_words"),
+    # the schema: keys and types
+    ("typo in a key", _set(f"{D}.load.num_wrds", 5000), f"{D}.load.num_wrds", "num_words"),
+    ("unknown top-level key", _set("sed", 1), "sed", "unknown key"),
+    ("wrong type", _set(f"{D}.load.num_words", "many"), f"{D}.load.num_words", "type"),
+    ("missing key", _set(f"{M}.loss", DELETE), f"{M}.loss", "missing"),
+    ("metrics not a list", _set(f"{M}.metrics", "accuracy"), f"{M}.metrics", "a list"),
+    # ranges
     ("negative split", _set("datasets.reuters.split.validation", -5),
-     "datasets.reuters.split.validation"),
+     "datasets.reuters.split.validation", "row count"),
     ("fraction above 1", _set("datasets.mnist.split.validation", 1.5),
-     "datasets.mnist.split.validation"),
-    ("bad hash", _set("datasets.mnist.source.files.0.hash", "sha256:abc"),
-     "datasets.mnist.source.files[0].hash"),
-    ("role names a missing file", _set("datasets.mnist.load.files", {"data": "nope.npz"}),
-     "datasets.mnist.load.files.data"),
-    ("unknown task", _set("datasets.mnist.task", "ranking"), "datasets.mnist.task"),
-    ("unknown format", _set("datasets.mnist.load.format", "csv"), "datasets.mnist.load.format"),
-    ("unknown preprocess", _set("datasets.mnist.preprocess.kind", "pca"),
-     "datasets.mnist.preprocess.kind"),
-    ("negative retries", _set("download.retries", -1), "download.retries"),
+     "datasets.mnist.split.validation", "row count"),
+    ("1.0 is ambiguous", _set("datasets.mnist.split.validation", 1.0),
+     "datasets.mnist.split.validation", "ambiguous"),
+    ("negative retries", _set("download.retries", -1), "download.retries", "0 to 20"),
     ("test split outside (0, 1)", _set("datasets.reuters.load.test_split", 1.2),
-     "datasets.reuters.load.test_split"),
-    ("model on unknown dataset", _set("models.imdb_dense.dataset", "imbd"),
-     "models.imdb_dense.dataset"),
-    ("zero epochs", _set("models.mnist_dense.epochs", 0), "models.mnist_dense.epochs"),
+     "datasets.reuters.load.test_split", "(0, 1)"),
+    ("zero epochs", _set("models.mnist_dense.epochs", 0), "models.mnist_dense.epochs", ">= 1"),
+    ("negative seed", _set("seed", -1), "seed", "seed range"),
+    ("negative patience", _set(f"{M}.early_stopping.patience", -1),
+     f"{M}.early_stopping.patience", "negative"),
+    ("negative learning rate", _set(f"{M}.optimizer.learning_rate", -0.1),
+     f"{M}.optimizer.learning_rate", "positive"),
+    ("one fold", _set("models.boston_housing_dense.kfold.folds", 1),
+     "models.boston_housing_dense.kfold.folds", "2 or more"),
+    ("no CV workers", _set("baseline.n_jobs", 0), "baseline.n_jobs", "0 workers"),
+    # what goes with what
+    ("bad hash", _set("datasets.mnist.source.files.0.hash", "sha256:abc"),
+     "datasets.mnist.source.files[0].hash", "checksum"),
+    ("role names a missing file", _set("datasets.mnist.load.files", {"data": "nope.npz"}),
+     "datasets.mnist.load.files.data", "not in source.files"),
+    ("a role the format lacks", _set("datasets.mnist.load.files", {"x": "mnist.npz"}),
+     "datasets.mnist.load.files", "exactly data"),
+    ("unknown task", _set("datasets.mnist.task", "ranking"), "datasets.mnist.task", "unknown"),
+    ("unknown format", _set("datasets.mnist.load.format", "csv"), "datasets.mnist.load.format",
+     "unknown"),
+    ("unknown preprocess", _set("datasets.mnist.preprocess.kind", "pca"),
+     "datasets.mnist.preprocess.kind", "unknown"),
+    ("preprocessing that can't read the format", _set(f"{D}.preprocess.kind", "images"),
+     f"{D}.preprocess.kind", "can't read"),
+    ("idx files with a test split", _set("datasets.fashion_mnist.load.test_split", 0.2),
+     "datasets.fashion_mnist.load.test_split", "null"),
+    ("skip every word", _set(f"{D}.load.skip_top", 10000), f"{D}.load.skip_top", "fewer"),
+    ("binary with 3 classes", _set(f"{D}.classes", ["a", "b", "c"]), f"{D}.classes",
+     "exactly 2"),
+    ("a class twice", _set("datasets.mnist.classes", ["0"] * 10), "datasets.mnist.classes",
+     "twice"),
+    ("classes of a regression", _set("datasets.boston_housing.classes", ["a", "b"]),
+     "datasets.boston_housing.classes", "no classes"),
+    ("model on unknown dataset", _set(f"{M}.dataset", "imbd"), f"{M}.dataset", "unknown"),
+    ("unknown recipe", _set(f"{D}.source.fallback.recipe", "magic"),
+     f"{D}.source.fallback.recipe", "unknown"),
+    ("recipe option typo", _set(f"{D}.source.fallback.options.train_sise", 10),
+     f"{D}.source.fallback.options.train_sise", "unknown option"),
+    ("recipe option missing", _set(f"{D}.source.fallback.options.vocab_size", DELETE),
+     f"{D}.source.fallback.options", "vocab_size is missing"),
+    ("noise above 1", _set(f"{D}.source.fallback.options.label_noise", 2.0),
+     f"{D}.source.fallback.options.label_noise", "[0, 1]"),
+    # a model must be ranked and stopped by something it logs
+    ("monitor never logged", _set(f"{M}.early_stopping.monitor", "val_los"),
+     f"{M}.early_stopping.monitor", "val_loss"),
+    ("ranked metric missing", _set(f"{M}.metrics", ["acuracy"]), f"{M}.metrics",
+     "did you mean accuracy"),
+    ("a classifier with nothing to validate on", _set(f"{D}.split.validation", 0),
+     f"{M}.kfold", "no validation rows"),
+    # sources and stores
+    ("mirror placeholder typo", _set("download.mirrors", ["https://m.example/{filename}"]),
+     "download.mirrors[0]", "{filename}"),
+    ("mirror format attack", _set("download.mirrors", ["https://m/{dataset.__class__}"]),
+     "download.mirrors[0]", "placeholder"),
+    ("mirror without a host", _set("download.mirrors", ["http:///keras"]),
+     "download.mirrors[0]", "not an http(s) URL"),
+    ("mirror of another scheme", _set("download.mirrors", ["ftp://m.example/keras"]),
+     "download.mirrors[0]", "not an http(s) URL"),
+    ("mirror with a bad port", _set("download.mirrors", ["http://m.example:99999x/k"]),
+     "download.mirrors[0]", "not an http(s) URL"),
+    ("source URL malformed", _set("datasets.mnist.source.files.0.url", "htps//x/mnist.npz"),
+     "datasets.mnist.source.files[0].url", "not an http(s) URL"),
+    ("file name is a path", _set("datasets.mnist.source.files.0.name", "../../mnist.npz"),
+     "datasets.mnist.source.files[0].name", "plain file name"),
+    ("tracking URI without a scheme", _set("tracking.uri", "localhost:5000"), "tracking.uri",
+     "http://host:5000"),
+    # names are entry names, never paths or shell words
+    ("path-like dataset key", _rename("datasets", "imdb", "../../evil"),
+     "datasets.../../evil", "entry name"),
+    ("dataset key with a shell word", _rename("datasets", "imdb", "x;touch pwned"),
+     "datasets.x;touch pwned", "entry name"),
+    ("model key with a slash", _rename("models", "imdb_dense", "a/b"), "models.a/b",
+     "entry name"),
 ]
 
 
-@pytest.mark.parametrize(("what", "edit", "key"), CASES, ids=[c[0] for c in CASES])
-def test_mistakes_fail_with_the_key_named(what, edit, key):
+@pytest.mark.parametrize(("what", "edit", "key", "says"), CASES, ids=[c[0] for c in CASES])
+def test_mistakes_fail_with_the_key_expected_value_and_fix(what, edit, key, says):
     with pytest.raises(ConfigError) as err:
         compose(broken(edit))
     message = str(err.value)
     assert message.startswith(f"params.yaml: {key}:"), message
-    assert "Fix:" in message and "\n" not in message
+    assert says in message, message
+    assert "expected" in message and "Fix:" in message and "\n" not in message
 
 
 def test_unknown_dataset_and_model_list_the_known_ones():
@@ -95,23 +188,145 @@ def test_unknown_dataset_and_model_list_the_known_ones():
         model_config(params, "nosuch")
 
 
-def test_stage_fails_on_bad_params_before_any_work(tmp_path):
+def test_locate_finds_the_line_of_a_key():
+    text = (ROOT / "params.yaml").read_text()
+    lines = text.splitlines()
+    line = locate(text, "models.imdb_dense.layers[1].units")
+    assert "units: 16" in lines[line - 1] and "imdb_dense" not in lines[line - 1]
+    assert lines[locate(text, "models.imdb_dense.loss") - 1].strip() == (
+        "loss: binary_crossentropy")
+    # a key that isn't in the file (a missing one): its nearest enclosing line
+    assert lines[locate(text, "models.imdb_dense.nosuch") - 1].strip().startswith("imdb_dense:")
+
+
+# --- what only Keras, scikit-learn and the prepared data know ----------------------------
+
+
+def facts(params, dataset: str, rows: int, shape: list[int], sparse: bool = False) -> dict:
+    """A manifest as `prepare` writes it, reduced to what the checks read."""
+    from pipeline.facts import dataset_settings
+
+    return {"settings": dataset_settings(params.datasets[dataset]),
+            "splits": {"train": {"rows": rows, "x_shape": [rows, *shape], "sparse": sparse},
+                       "val": {"rows": 10}}}
+
+
+DEEP = [
+    ("loss typo", _set(f"{M}.loss", "binary_crossentropyy"), f"{M}.loss",
+     "use binary_crossentropy"),
+    ("metric typo", _set(f"{M}.metrics", ["accuracy", "acuracy"]), f"{M}.metrics[1]",
+     "not a Keras metric"),
+    ("optimizer typo", _set(f"{M}.optimizer.type", "rmsprp"), f"{M}.optimizer",
+     "Keras refuses it"),
+    ("optimizer argument typo", _set(f"{M}.optimizer.learning_rat", 0.1), f"{M}.optimizer",
+     "learning_rat"),
+    ("activation typo", _set(f"{M}.layers.0.activation", "rleu"), f"{M}.layers[0]", "rleu"),
+    ("layer type typo", _set(f"{M}.layers.0.type", "Dens"), f"{M}.layers[0].type",
+     "use Dense"),
+    ("layer argument typo", _set(f"{M}.layers.0.unitz", 3), f"{M}.layers[0]", "unitz"),
+    ("dropout rate 1.5", _set("models.fashion_mnist_dense.layers.2.rate", 1.5),
+     "models.fashion_mnist_dense.layers[2]", "rate"),
+    ("a layer that doesn't fit the data", _set(f"{M}.layers.0", {
+        "type": "Conv2D", "filters": 4, "kernel_size": 3}), f"{M}.layers[0]", "fits"),
+    ("outputs against classes", _set("models.reuters_dense.layers.2.units", 10),
+     "models.reuters_dense.layers[2]", "46 output values"),
+    ("more folds than rows", _set("models.boston_housing_dense.kfold.folds", 500),
+     "models.boston_housing_dense.kfold.folds", "at most 404"),
+    ("more validation rows than rows", _set(f"{D}.split.validation", 30000),
+     f"{D}.split.validation", "fewer than 15010"),
+    ("SGD loss typo", _set("baseline.classifier.loss", "log_losss"),
+     "baseline.classifier.loss", "scikit-learn refuses it"),
+    ("SGD option typo", _set("baseline.regressor.alpah", 0.1), "baseline.regressor.alpah",
+     "scikit-learn refuses it"),
+]
+
+
+@pytest.mark.parametrize(("what", "edit", "key", "says"), DEEP, ids=[c[0] for c in DEEP])
+def test_what_keras_and_the_data_know_is_checked_before_training(what, edit, key, says):
+    pytest.importorskip("keras")
+    from pipeline.preflight import check_all
+
+    params = compose(broken(edit))
+    prepared = load_params(ROOT / "params.yaml")  # the data was prepared before the edit
+    manifests = {
+        "imdb": facts(prepared, "imdb", 15000, [10000], sparse=True),
+        "reuters": facts(prepared, "reuters", 7982, [10000], sparse=True),
+        "boston_housing": facts(prepared, "boston_housing", 404, [13]),
+        "fashion_mnist": facts(prepared, "fashion_mnist", 48000, [28, 28]),
+    }
+    with pytest.raises(ConfigError) as err:
+        check_all(params, manifests)
+    message = str(err.value)
+    assert message.startswith(f"params.yaml: {key}:"), message
+    assert says in message and "Fix:" in message and "\n" not in message, message
+
+
+def test_the_project_params_pass_every_check():
+    pytest.importorskip("keras")
+    from pipeline.preflight import check_all
+
+    params = load_params(ROOT / "params.yaml")
+    check_all(params, {
+        "imdb": facts(params, "imdb", 15000, [10000], sparse=True),
+        "reuters": facts(params, "reuters", 7982, [10000], sparse=True),
+        "boston_housing": facts(params, "boston_housing", 404, [13]),
+        "fashion_mnist": facts(params, "fashion_mnist", 48000, [28, 28]),
+        "mnist": facts(params, "mnist", 3600, [28, 28]),
+    })
+
+
+# --- what a user sees -------------------------------------------------------------------
+
+
+def run(module: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_a_stage_fails_on_bad_params_before_any_work_naming_the_line(tmp_path):
     bad = tmp_path / "params.yaml"
-    bad.write_text(yaml.safe_dump(broken(_set("datasets.imdb.split.validation", -1))))
+    bad.write_text(yaml.safe_dump(broken(_set("datasets.imdb.split.validation", -1)),
+                                  sort_keys=False))
+    line = locate(bad.read_text(), "datasets.imdb.split.validation")
     data = tmp_path / "data"
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.prepare", "imdb", "--params", str(bad),
-         "--data-dir", str(data)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = run("pipeline.prepare", "imdb", "--params", str(bad), "--data-dir", str(data))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("ERROR params.yaml: datasets.imdb.split.validation:")
+    assert lines == [lines[0]], result.stderr
+    assert lines[0].startswith(f"ERROR {bad}:{line}: datasets.imdb.split.validation: -1 ")
     assert "Traceback" not in result.stderr and not data.exists()
 
 
-@pytest.mark.parametrize("stage", ["probe", "download", "prepare", "baseline", "train",
-                                   "evaluate"])
-def test_every_stage_has_help(stage):
-    result = subprocess.run([sys.executable, "-m", f"pipeline.{stage}", "--help"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+def test_a_yaml_syntax_error_is_one_line_with_line_and_column(tmp_path):
+    bad = tmp_path / "params.yaml"
+    text = (ROOT / "params.yaml").read_text().replace("seed: 42", "seed: [42", 1)
+    bad.write_text(text)
+    result = run("pipeline.check", "--params", str(bad), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"ERROR {bad}:") and "YAML syntax error" in line and "Fix:" in line
+    assert line.split(":")[1].isdigit() and line.split(":")[2].isdigit()  # line, column
+
+
+def test_an_unexpected_error_is_one_line_and_the_switch_shows_the_traceback(tmp_path):
+    """No user sees a traceback; PIPELINE_DEBUG=1 (README: Troubleshooting) shows it."""
+    script = tmp_path / "boom.py"
+    script.write_text("from pipeline.console import run_stage\n"
+                      "run_stage(lambda: {}['missing'])\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PIPELINE_DEBUG"}
+    env["PYTHONPATH"] = str(ROOT)
+    quiet = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                           env=env, timeout=60)
+    assert quiet.returncode == 1
+    [line] = quiet.stderr.strip().splitlines()
+    assert "unexpected KeyError" in line and "PIPELINE_DEBUG=1" in line
+    loud = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env={**env, "PIPELINE_DEBUG": "1"}, timeout=60)
+    assert loud.returncode == 1 and "Traceback" in loud.stderr
+
+
+@pytest.mark.parametrize("stage", ["check", "download", "prepare", "baseline", "train",
+                                   "evaluate", "report", "predict", "promote"])
+def test_every_command_has_help(stage):
+    result = run(f"pipeline.{stage}", "--help")
     assert result.returncode == 0 and "usage:" in result.stdout

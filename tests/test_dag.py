@@ -60,9 +60,9 @@ def test_the_committed_lock_matches_the_committed_code():
     stale = []
     for stage, dep in lock_entries(lock):
         path = ROOT / dep["path"]
-        if dep["path"].startswith("pipeline/"):
-            if not path.is_file() or hashlib.md5(path.read_bytes()).hexdigest() != dep["md5"]:
-                stale.append(f"{stage}: {dep['path']}")
+        if dep["path"].startswith("pipeline/") and (
+                not path.is_file() or hashlib.md5(path.read_bytes()).hexdigest() != dep["md5"]):
+            stale.append(f"{stage}: {dep['path']}")
     assert not stale, f"dvc.lock is stale (run `dvc repro` and commit dvc.lock): {stale}"
     expanded = {f"{name}@{key}" if "foreach" in body else name
                 for name, body in DVC_YAML.items()
@@ -79,8 +79,8 @@ def test_the_committed_lock_holds_the_committed_params():
     for stage, body in lock["stages"].items():
         for key, value in body.get("params", {}).get("params.yaml", {}).items():
             current = OmegaConf.select(OmegaConf.create(params), key)
-            current = OmegaConf.to_container(current) if hasattr(current, "keys") or isinstance(
-                current, list) else current
+            if OmegaConf.is_config(current):
+                current = OmegaConf.to_container(current)
             if _normal(current) != _normal(value):
                 stale.append(f"{stage}: {key}")
     assert not stale, f"dvc.lock holds other params than params.yaml: {stale}"

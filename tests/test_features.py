@@ -9,7 +9,7 @@ from conftest import project_params
 from omegaconf import OmegaConf
 
 from pipeline.config import compose
-from pipeline.errors import DataError
+from pipeline.errors import ConfigError, DataError
 from pipeline.features import (
     CheckFailed,
     Transform,
@@ -73,7 +73,7 @@ def test_validation_fraction_matches_train_test_split():
 def test_validation_zero_and_too_large():
     train, val = validation_indices(50, split_cfg(0, False), seed=1, dataset="boston")
     assert len(val) == 0 and len(train) == 50
-    with pytest.raises(DataError, match=r"datasets\.boston\.split\.validation"):
+    with pytest.raises(ConfigError, match=r"datasets\.boston\.split\.validation"):
         validation_indices(50, split_cfg(50, False), seed=1, dataset="boston")
 
 

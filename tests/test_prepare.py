@@ -120,3 +120,39 @@ def test_missing_download_is_a_clear_error(tmp_path):
     params = compose(project_params())
     with pytest.raises(DataError, match=r"download@imdb"):
         prepare("imdb", params, tmp_path / "data")
+
+
+def test_a_bad_file_that_matches_its_pinned_hash_gets_a_fix_that_works(
+        file_server, upstream_files, tmp_path, monkeypatch):
+    """A file the readers refuse (here a pickle that would run a command) but whose hash is
+    the one pinned in params.yaml: downloading it again gives the same bytes, so the fix
+    is to point the source at the genuine file, not to "delete it and rerun"."""
+    import io
+    import os
+    import pickle
+    import zipfile
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    payload = io.BytesIO()
+    with zipfile.ZipFile(payload, "w") as archive:
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            archive.writestr(f"{name}.npy", header.getvalue() + pickle.dumps(Exploit()))
+    files = {**upstream_files, "imdb": {**upstream_files["imdb"],
+                                        "imdb.npz": payload.getvalue()}}
+    monkeypatch.delenv("KERAS_PIPELINE_CACHE", raising=False)
+    serve_all(file_server, files)
+    params = compose(tiny_params(file_server.base_url, files, tmp_path / "cache"))
+    data = tmp_path / "data"
+    download("imdb", params, data / "imdb" / "raw")
+    with pytest.raises(DataError) as err:
+        prepare("imdb", params, data)
+    message = str(err.value)
+    assert "refusing to load" in message and "same bytes" in message
+    assert "Fix: make datasets.imdb.source.files (url and hash) name the genuine" in message
+    assert "delete" not in message and not (tmp_path / "pwned").exists()

@@ -23,7 +23,7 @@ def write(path: Path, data) -> None:
 def fake_results(root: Path, kinds: dict[str, str]) -> None:
     params = compose(project_params())
     for name, kind in kinds.items():
-        write(root / "data" / name / "prepared" / "manifest.json",
+        write(root / "results" / name / "data.json",
               {"source": {"kind": kind, "detail": f"{kind} detail"}})
         write(root / "results" / name / "baseline" / "metrics.json",
               {"cv_accuracy": 0.81, "val_accuracy": 0.8, "test_accuracy": 0.79, "test_loss": 0.5,
@@ -44,8 +44,7 @@ def test_report_compares_models_and_warns_about_stand_ins(tmp_path):
                             "mnist": "bundled", "reuters": "mirror",
                             "fashion_mnist": "canonical"})
     params = compose(project_params())
-    report(params, tmp_path / "data", tmp_path / "results", tmp_path / "models",
-           tmp_path / "reports")
+    report(params, tmp_path / "results", tmp_path / "models", tmp_path / "reports")
 
     md = (tmp_path / "reports" / "report.md").read_text()
     banner = md.split("## ")[0]
@@ -70,7 +69,7 @@ def test_no_banner_when_every_dataset_is_real(tmp_path):
     kinds = dict.fromkeys(["mnist", "fashion_mnist", "imdb", "reuters", "boston_housing"],
                           "canonical")
     fake_results(tmp_path, kinds)
-    report(compose(project_params()), tmp_path / "data", tmp_path / "results",
-           tmp_path / "models", tmp_path / "reports")
+    report(compose(project_params()), tmp_path / "results", tmp_path / "models",
+           tmp_path / "reports")
     assert "NOT REAL" not in (tmp_path / "reports" / "report.md").read_text()
     assert "class='banner'" not in (tmp_path / "reports" / "report.html").read_text()

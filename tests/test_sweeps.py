@@ -303,3 +303,78 @@ def test_ray_launcher_runs_a_sweep_on_a_local_ray_head(project):
     finally:
         subprocess.run([ray, "stop", "--force"], env=ray_env, capture_output=True, timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+# --- bad values fail before any run; failures and kills never leave a sweep RUNNING ------
+
+
+def parents(project) -> list:
+    client = store(project)
+    experiment = client.get_experiment_by_name("fashion_mnist")
+    if experiment is None:
+        return []
+    return client.search_runs([experiment.experiment_id], "tags.`sweep.role` = 'parent'")
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    ([f"models.{MODEL}.loss=sparse_categorical_crossentropy,sparse_categorical_crossentropyy"],
+     f"ERROR sweep: models.{MODEL}.loss=sparse_categorical_crossentropyy: models.{MODEL}.loss: "
+     "'sparse_categorical_crossentropyy' is not a Keras loss"),
+    ([f"models.{MODEL}.epochz=3", f"{LR}=0.01,0.1"],
+     f"ERROR sweep: models.{MODEL}.epochz=3: models.{MODEL}.epochz: unknown key; expected one "
+     "of: dataset, layers"),
+    (["search_space=nosuch"], "ERROR sweep: search_space=nosuch: no such search_space; "
+     "expected one of: boston_housing_dense, fashion_mnist_cnn"),
+    (["launcher=dask", f"{LR}=0.01,0.1"],
+     "ERROR sweep: launcher=dask: no such launcher; expected one of: basic, joblib, ray"),
+], ids=["loss typo in a choice", "unknown key", "unknown search space", "unknown launcher"])
+def test_a_bad_value_stops_the_sweep_in_one_line_before_any_run(project, args, says):
+    before = len(parents(project))
+    result = sweep(project, *args, check=False)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(says), line
+    assert "Fix:" in line and "Traceback" not in result.stdout + result.stderr
+    assert len(parents(project)) == before  # no parent run, no trial
+
+
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(project):
+    """A NaN loss at a huge learning rate is a sweep's result, not its end; a parent left
+    RUNNING by a killed sweep is ended when the next sweep of the model starts; after a
+    change to the training code, no trial of the old code is reused."""
+    from pipeline import tracking
+    from pipeline.files import HOST
+
+    path, _ = project
+    client = store(project)
+    experiment = tracking.experiment_id(client, "fashion_mnist")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = client.create_run(experiment, tags={
+        tracking.STEP_TAG: f"sweep@{MODEL}", "sweep.role": "parent", "sweep.model": MODEL,
+        "pipeline.host": HOST, "pipeline.pid": str(dead.pid)}).info.run_id
+
+    args = [f"{LR}=0.001,1e30", "hydra.sweep.dir=sweeps/failing"]
+    first = sweep(project, *args)
+    output = first.stdout + first.stderr
+    result_parent = max(parents(project), key=lambda r: r.info.start_time)
+    assert result_parent.info.status == "FINISHED"
+    children = client.search_runs(
+        [experiment], f"tags.`mlflow.parentRunId` = '{result_parent.info.run_id}'")
+    states = {c.data.tags["sweep.overrides"]: c.info.status for c in children}
+    assert sorted(states.values()) == ["FAILED", "FINISHED"], states
+    failed = next(c for c in children if c.info.status == "FAILED")
+    assert "NaN" in failed.data.tags["pipeline.error"]
+    assert client.get_run(orphan).info.status == "KILLED"
+    assert "| failed |" in output
+
+    training = path / "pipeline" / "training.py"
+    training.write_text(training.read_text() + "\n# a change to the training code\n")
+    try:
+        again = sweep(project, *args)
+    finally:
+        subprocess.run(["git", "checkout", "pipeline/training.py"], cwd=path, check=True)
+    text = again.stdout + again.stderr
+    assert "reused" not in text and "resuming" not in text
+    newest = max(parents(project), key=lambda r: r.info.start_time)
+    assert newest.info.run_id != result_parent.info.run_id

@@ -1,0 +1,89 @@
+"""Nothing half-done survives: what a killed writer left beside an output is removed by the
+next writer of that output (never a live process's), and git and DVC never see it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from pipeline import files
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def leftover(final: Path, kind: str, pid: int, host: str = files.HOST, folder: bool = True):
+    path = final.with_name(f".{final.name}.{kind}-{host}-{pid}-abc123")
+    if folder:
+        path.mkdir(parents=True)
+        (path / "half.npz").write_bytes(b"half")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    return path
+
+
+def test_atomic_dir_removes_what_a_killed_writer_left(tmp_path):
+    final = tmp_path / "data" / "imdb" / "prepared"
+    killed = leftover(final, "tmp", dead_pid())
+    old = leftover(final, "old", dead_pid())
+    running = leftover(final, "tmp", os.getppid())  # a live process: not ours to remove
+    elsewhere = leftover(final, "tmp", 1, host="other_machine")  # can't tell: kept a day
+    with files.atomic_dir(final) as tmp:
+        (tmp / "train.npz").write_bytes(b"ok")
+    assert not killed.exists() and not old.exists()
+    assert running.exists() and elsewhere.exists()
+    assert (final / "train.npz").read_bytes() == b"ok"
+    os.utime(elsewhere, (0, 0))  # a day and more later
+    with files.atomic_dir(final):
+        pass
+    assert not elsewhere.exists()
+
+
+def test_atomic_file_and_download_parts_are_cleaned_too(tmp_path):
+    target = tmp_path / "results" / "metrics.json"
+    killed = leftover(target, "tmp", dead_pid(), folder=False)
+    files.write_json(target, {"a": 1})
+    assert not killed.exists()
+    part = leftover(tmp_path / "cache" / "imdb" / "imdb.npz", "part", dead_pid(), folder=False)
+    assert files.clean_stale(tmp_path / "cache" / "imdb" / "imdb.npz") == [part]
+
+
+def test_a_failed_writer_leaves_nothing_and_keeps_the_previous_output(tmp_path):
+    final = tmp_path / "models" / "m"
+    with files.atomic_dir(final) as tmp:
+        (tmp / "model.keras").write_bytes(b"v1")
+    with pytest.raises(RuntimeError), files.atomic_dir(final) as tmp:
+        (tmp / "model.keras").write_bytes(b"half")
+        raise RuntimeError("killed")
+    assert (final / "model.keras").read_bytes() == b"v1"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["m"]
+
+
+@pytest.mark.parametrize("name", [
+    "data/imdb/.prepared.tmp-host-123-abc", "models/.imdb_dense.tmp-h-1-x/model.keras",
+    "models/.imdb_dense.old-h-1-0", "results/imdb/.metrics.json.tmp-h-1-x",
+    "models/.pending/imdb_dense/model.keras",
+])
+def test_git_and_dvc_ignore_temp_files(tmp_path, name):
+    """`git status` stays clean after a kill; the `models`/`results` folders the report
+    depends on don't change because of one."""
+    for ignore in (".gitignore", ".dvcignore"):
+        (tmp_path / ignore).write_text((ROOT / ignore).read_text())
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("x")
+    assert subprocess.run(["git", "check-ignore", "-q", name], cwd=tmp_path).returncode == 0
+    from pathspec import GitIgnoreSpec
+
+    spec = GitIgnoreSpec.from_lines((ROOT / ".dvcignore").read_text().splitlines())
+    assert spec.match_file(name), f".dvcignore misses {name}"

@@ -1,0 +1,164 @@
+"""`dvc repro` keeps its promises under bad input and kills: a bad edit stops in the `check`
+stage, in one line naming its params.yaml line, before DVC removes any output; names can't
+reach outside the project; a killed stage's leftovers go with the next run.
+
+Each test breaks a copy of the shared tiny project (tests/conftest.py: built_project)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers.project import dvc, ran, snapshot, write_params
+
+from pipeline.config import locate
+
+OUTPUTS = ("data", "models", "results")
+
+
+def state(project: Path) -> dict[str, dict[str, bytes]]:
+    """Every output folder's files (DVC's own check.json and probe.json aside)."""
+    found = {name: snapshot(project / name) for name in OUTPUTS}
+    for name in ("check.json", "probe.json"):
+        found["data"].pop(name, None)
+    return found
+
+
+def edited(project: Path, edit) -> dict:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    edit(params)
+    write_params(project, params)
+    return params
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("ERROR ")
+            and not line.startswith("ERROR: ")]  # DVC's own summary line starts "ERROR:"
+
+
+@pytest.fixture
+def project(built_project, tmp_path):
+    return built_project.copy(tmp_path / "copy"), built_project.env
+
+
+BAD_EDITS = [
+    ("key typo", lambda p: p["datasets"]["imdb"]["load"].update(num_wrds=5000),
+     "datasets.imdb.load.num_wrds"),
+    ("loss typo", lambda p: p["models"]["imdb_dense"].update(loss="binary_crossentropyy"),
+     "models.imdb_dense.loss"),
+    ("metric typo", lambda p: p["models"]["imdb_dense"].update(metrics=["accuracy", "acuracy"]),
+     "models.imdb_dense.metrics[1]"),
+    ("monitor never logged",
+     lambda p: p["models"]["imdb_dense"]["early_stopping"].update(monitor="val_los"),
+     "models.imdb_dense.early_stopping.monitor"),
+    ("more folds than the data has",
+     lambda p: p["models"]["boston_housing_dense"]["kfold"].update(folds=100),
+     "models.boston_housing_dense.kfold.folds"),
+    ("validation rows the data doesn't have",
+     lambda p: p["datasets"]["imdb"]["split"].update(validation=5000),
+     "datasets.imdb.split.validation"),
+]
+
+
+@pytest.mark.parametrize(("what", "edit", "key"), BAD_EDITS, ids=[c[0] for c in BAD_EDITS])
+def test_a_bad_edit_stops_dvc_repro_before_anything_is_touched(project, what, edit, key):
+    path, env = project
+    before = state(path)
+    edited(path, edit)
+    line = locate((path / "params.yaml").read_text(), key)
+    started = time.monotonic()
+    result = dvc(path, env, "repro", check=False)
+    seconds = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert ran(output) == {"check"}, output
+    [error] = error_lines(output)
+    assert error.startswith(f"ERROR params.yaml:{line}: {key}: "), error
+    assert "Fix:" in error and "Traceback" not in output
+    assert state(path) == before, "an output changed"
+    print(f"{what}: stopped in {seconds:.1f}s")
+
+
+def test_dvc_exp_run_with_a_bad_value_deletes_nothing(project):
+    path, env = project
+    before = state(path)
+    result = dvc(path, env, "exp", "run", "-S", "models.imdb_dense.epochs=0", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and ran(output) == {"check"}, output
+    [error] = error_lines(output)
+    assert "models.imdb_dense.epochs: 0 is not a positive whole number" in error
+    assert state(path) == before
+
+
+def test_a_yaml_syntax_error_stops_dvc_repro_with_line_and_column(project):
+    """DVC itself reads params.yaml first (dvc.yaml iterates over it): its message names
+    the file, line and column; nothing runs."""
+    path, env = project
+    before = state(path)
+    text = (path / "params.yaml").read_text()
+    (path / "params.yaml").write_text(text.replace("seed: 42", "seed: [42", 1))
+    result = dvc(path, env, "repro", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and not ran(output)
+    assert "params.yaml" in output and re.search(r"line \d+, column \d+", output), output
+    assert state(path) == before
+
+
+@pytest.mark.parametrize("key", ["../../evil", "x; touch pwned", "$(touch pwned)"])
+def test_a_dataset_key_cant_reach_outside_the_project(project, key, tmp_path):
+    path, env = project
+    outside = {p for p in tmp_path.rglob("*") if "copy/project" not in str(p)}
+
+    def rename(params):
+        params["datasets"][key] = params["datasets"].pop("imdb")
+        params["models"]["imdb_dense"]["dataset"] = key
+
+    edited(path, rename)
+    result = dvc(path, env, "repro", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert ran(output) <= {"check"}, output  # nothing but the check ran
+    assert not list(tmp_path.rglob("pwned")) and not (path / "pwned").exists()
+    assert {p for p in tmp_path.rglob("*") if "copy/project" not in str(p)} == outside
+    assert not (path.parent.parent / "evil").exists()
+    if ran(output):  # DVC accepted the paths; our check refused the name
+        [error] = error_lines(output)
+        assert "is not an entry name" in error
+
+
+def test_a_killed_stage_leaves_nothing_that_the_next_run_keeps(project):
+    """SIGKILL mid-training: the half-built folder is git-ignored and gone after the next
+    `dvc repro`, which trains again from scratch and ends cleanly."""
+    path, env = project
+    params = edited(path, lambda p: p["models"]["imdb_dense"].update(
+        epochs=400, early_stopping=None))
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.train", "imdb_dense"],
+                               cwd=path, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    pending = path / "models" / ".pending"
+    deadline = time.monotonic() + 120
+    while not list(pending.glob(".imdb_dense.tmp-*/fold.keras")) and not list(
+            pending.glob(".imdb_dense.tmp-*/checkpoint.keras")):
+        assert process.poll() is None and time.monotonic() < deadline, "training never began"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    left = list(pending.glob(".imdb_dense.tmp-*"))
+    assert left
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=path, capture_output=True,
+                            text=True).stdout
+    assert ".tmp-" not in status and ".pending" not in status, status
+
+    params["models"]["imdb_dense"].update(epochs=3)
+    write_params(path, params)
+    output = dvc(path, env, "repro", "train@imdb_dense").stdout
+    assert "train@imdb_dense" in ran(output)
+    assert not any(p.exists() for p in left)
+    assert not list(pending.glob("*")) and (path / "models" / "imdb_dense" / "run.json").is_file()
