@@ -28,7 +28,8 @@ from pipeline.sweep_plan import CONF
 
 PARAMS_ENV = "PIPELINE_PARAMS"  # another params file than ./params.yaml
 HYDRA_FLAGS = ("--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--info", "-i",
-               "--resolve", "--package", "-p", "--shell-completion", "-sc")
+               "--resolve", "--package", "-p", "--shell-completion", "-sc", "--config-path",
+               "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun")
 
 
 def register_params(path: Path) -> None:
@@ -48,7 +49,8 @@ def trial(cfg) -> float:
 
 
 def overrides_of(argv: list[str]) -> list[str] | None:
-    """The overrides on the command line, or None when Hydra is asked something else."""
+    """The overrides on the command line, or None when Hydra is asked something else (help,
+    another config): Hydra answers that itself."""
     if any(arg.split("=")[0] in HYDRA_FLAGS for arg in argv):
         return None
     return [arg for arg in argv if arg not in ("-m", "--multirun")]
