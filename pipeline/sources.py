@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -236,15 +237,16 @@ def _answers(url: str, timeout: float) -> bool:
         return False
 
 
-def real_data_reachable(name: str, ds: DictConfig, download_cfg: DictConfig) -> bool:
+def real_data_reachable(name: str, ds: Mapping, download_cfg: Mapping) -> bool:
     """Can the first source file be had from the cache, a mirror, or its canonical URL?
-    One HEAD request per URL (or a file lookup), at most 5 s each: this runs every time."""
-    first = ds.source.files[0]
-    if (cache_root(download_cfg) / name / first.name).is_file():
+    One HEAD request per URL (or a file lookup), at most 5 s each: this runs every time.
+    Takes validated params or their plain dict (the `check` stage's fast path)."""
+    first = ds["source"]["files"][0]
+    if (cache_root(download_cfg) / name / first["name"]).is_file():
         return True
-    timeout = min(float(download_cfg.timeout), 5.0)
-    candidates = [mirror_location(m, name, first.name) for m in download_cfg.mirrors]
-    for location in [*candidates, first.url]:
+    timeout = min(float(download_cfg["timeout"]), 5.0)
+    candidates = [mirror_location(m, name, first["name"]) for m in download_cfg["mirrors"]]
+    for location in [*candidates, first["url"]]:
         if is_url(location) and _answers(location, timeout):
             return True
         if not is_url(location) and Path(location).expanduser().is_file():
@@ -252,14 +254,14 @@ def real_data_reachable(name: str, ds: DictConfig, download_cfg: DictConfig) -> 
     return False
 
 
-def probe(params: DictConfig, data_dir: Path) -> dict[str, bool]:
+def probe(params: Mapping, data_dir: Path) -> dict[str, bool]:
     """{dataset: True} for each dataset on a stand-in whose real source now answers."""
     from pipeline.console import REAL_SOURCES
     from pipeline.layout import raw_dir, read_source
 
     status = {}
-    for name, ds in params.datasets.items():
+    for name, ds in params["datasets"].items():
         source = read_source(raw_dir(data_dir, name))  # None: not downloaded yet, runs anyway
         on_stand_in = source is not None and source.get("kind") not in REAL_SOURCES
-        status[name] = on_stand_in and real_data_reachable(name, ds, params.download)
+        status[name] = on_stand_in and real_data_reachable(name, ds, params["download"])
     return status
