@@ -167,6 +167,8 @@ class SweepTracking(Callback):
             self.parent_id = previous[0].info.run_id
             runs = children(client, experiment, self.parent_id)
             client.update_run(self.parent_id, status="RUNNING")
+            if "pipeline.error" in previous[0].data.tags:  # why it ended last time: not now
+                client.delete_tag(self.parent_id, "pipeline.error")
             for name, value in tags.items():
                 client.set_tag(self.parent_id, name, value)
             finished = sum(r.info.status == "FINISHED" for r in runs)
