@@ -54,24 +54,25 @@ def check_rows(cfg: DictConfig, manifests: dict[str, dict | None],
         rows = facts["splits"]["train"]["rows"]
         if baseline and cfg.baseline.cv_folds > rows:
             fail("baseline.cv_folds", f"{cfg.baseline.cv_folds} folds of {rows} training rows "
-                 f"of {name}", f"at most {rows}", "use 5")
+                 f"of {name}", f"at most {rows}", f"use {min(5, rows)}" if rows >= 2 else
+                 f"give {name} more training rows")
         for model_name in cfg.models if models is None else models:
             model = cfg.models[model_name]
             if model.dataset == name and model.kfold is not None and model.kfold.folds > rows:
                 fail(f"models.{model_name}.kfold.folds", f"{model.kfold.folds} folds of {rows} "
                      "training rows", f"at most {rows} (every fold needs a validation row)",
-                     "use 4 (the book's choice)")
+                     f"use {min(4, rows)}" if rows >= 2 else f"give {name} more training rows")
 
 
 def check_baseline_options(cfg: DictConfig) -> None:
-    """scikit-learn's own checks of the SGD options, on a four-row toy problem."""
+    """scikit-learn's own checks of the SGD options, on a sixty-row toy problem."""
     import warnings
 
     import numpy as np
     from sklearn.linear_model import SGDClassifier, SGDRegressor
 
-    x = np.array([[0.0], [1.0], [2.0], [3.0]])
-    for key, estimator, y in (("baseline.classifier", SGDClassifier, np.array([0, 1, 0, 1])),
+    x = np.arange(60, dtype=np.float64).reshape(-1, 1) / 60  # room for validation_fraction
+    for key, estimator, y in (("baseline.classifier", SGDClassifier, np.arange(60) % 2),
                               ("baseline.regressor", SGDRegressor, x[:, 0])):
         options = as_dict(cfg.baseline[key.split(".")[1]])
         try:

@@ -35,8 +35,9 @@ RANKED_BY = {"multiclass": "accuracy", "binary": "accuracy", "regression": "mae"
 
 
 def base_name(metric: str) -> str:
-    """`kfold_val_mae_mean` -> `mae`: the metric behind a logged name."""
-    name = metric.removesuffix("_mean")
+    """`kfold_val_mae_mean` -> `mae`: the metric behind a logged name (Keras takes `ACC`
+    for `acc`, so case doesn't matter here either)."""
+    name = metric.lower().removesuffix("_mean")
     stripped = True
     while stripped:
         stripped = False

@@ -51,7 +51,7 @@ def _layers(name: str, model_cfg: DictConfig) -> list:
                               fix=f"use {close}" if close else "check the name in the Keras docs")
         try:
             layers.append(layer_cls(**_kwargs(layer_cfg)))
-        except (TypeError, ValueError) as err:
+        except Exception as err:  # Keras' own words, whatever it raises
             raise _refused(key, err, f"arguments {layer_cls.__name__} accepts",
                            "correct the argument it names") from None
     return layers
@@ -86,10 +86,9 @@ def check_model(name: str, model_cfg: DictConfig, ds: DictConfig, facts: dict | 
                               "sparse_categorical_crossentropy, mse",
                               fix=f"use {close}" if close else "pick a Keras loss") from None
     for i, metric in enumerate(model_cfg.metrics):
-        if str(metric).lower() in SPECIAL_METRICS:
-            continue
         try:
-            keras.metrics.get(str(metric))
+            if str(metric).lower() not in SPECIAL_METRICS:
+                keras.metrics.get(str(metric))
         except (TypeError, ValueError):
             close = _close(str(metric), [*SPECIAL_METRICS, *sorted(metrics.LOWER | metrics.HIGHER)])
             raise ConfigError(key=f"models.{name}.metrics[{i}]", problem=f"'{metric}' is not a "
@@ -108,7 +107,7 @@ def check_model(name: str, model_cfg: DictConfig, ds: DictConfig, facts: dict | 
     for i, layer in enumerate(layers):
         try:
             outputs = layer(outputs)
-        except (TypeError, ValueError) as err:
+        except Exception as err:  # Keras' own words, whatever it raises
             raise _refused(f"models.{name}.layers[{i}]", err, "a layer that fits the output of "
                            f"the layer before (the data's features are {split['x_shape'][1:]})",
                            "change its arguments, or add a Flatten/Reshape before it") from None
@@ -123,6 +122,44 @@ def check_model(name: str, model_cfg: DictConfig, ds: DictConfig, facts: dict | 
                           expected=f"{expected} for {model_cfg.dataset}",
                           fix=f"end with Dense(units={wanted or 1})" + (
                               ", after a Flatten" if len(outputs.shape) != 2 else ""))
+    _dry_run(name, model_cfg, ds, x, outputs, split)
+
+
+def _dry_run(name: str, model_cfg: DictConfig, ds: DictConfig, inputs, outputs,
+             split: dict) -> None:
+    """Compile the model and score two rows of the data's shape and label kind: Keras itself
+    says whether the loss and metrics fit these outputs and labels (what would otherwise
+    fail after the first epoch, or train nonsense)."""
+    import keras
+    import numpy as np
+    import scipy.sparse as sp
+
+    try:
+        model = keras.Model(inputs, outputs, name=name)
+    except Exception as err:
+        raise _refused(f"models.{name}.layers", err, "layers with distinct names",
+                       "remove or rename the `name:` it reports") from None
+    shape = (2, *split["x_shape"][1:])
+    x = sp.csr_matrix(shape, dtype=np.float32) if split["sparse"] else np.zeros(
+        shape, dtype=np.float32)
+    y = (np.zeros(2, dtype=np.float32) if ds.task == "regression"
+         else np.array([0, len(ds.classes) - 1], dtype=np.int64))
+    try:
+        model.compile(optimizer=_optimizer(name, model_cfg), loss=str(model_cfg.loss),
+                      metrics=[str(m) for m in model_cfg.metrics])
+        model.evaluate(x, y, batch_size=2, verbose=0)  # via Keras' data adapters (sparse too)
+    except ConfigError:
+        raise
+    except Exception as err:
+        labels = ("one value per row" if ds.task == "regression" else
+                  f"one class index per row (0 to {len(ds.classes) - 1})")
+        raise ConfigError(
+            key=f"models.{name}.loss", problem=f"Keras can't score '{model_cfg.loss}' (and "
+            f"metrics {list(model_cfg.metrics)}) on this model's outputs and {ds.task} labels "
+            f"({' '.join(str(err).split())[:160]})",
+            expected=f"a loss for {labels}: sparse_categorical_crossentropy with one softmax "
+            "unit per class, binary_crossentropy with 1 sigmoid unit, mse/mae for regression",
+            fix="change the loss or the output layer to match") from None
 
 
 def _close(word: str, names: list[str]) -> str | None:

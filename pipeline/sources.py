@@ -73,16 +73,31 @@ def is_url(location: str) -> bool:
 
 
 def check_mirrors(download_cfg: DictConfig) -> None:
-    """A local mirror folder that doesn't exist is a typo: say so before any work."""
+    """Before any work: a local mirror folder that doesn't exist is a typo, and the download
+    cache must be a folder this user can write (checked here, not by `check`: a mirror
+    drive that is unplugged must not stop a `dvc repro` that downloads nothing)."""
+    from pipeline.errors import ConfigError
+
     for i, mirror in enumerate(download_cfg.mirrors):
         if is_url(mirror):
             continue
         folder = Path(mirror.split("{", 1)[0]).expanduser()
         if not folder.is_dir():
-            raise DataError(
-                f"params.yaml: download.mirrors[{i}]: local mirror folder '{mirror}' does not "
-                "exist. Fix: correct the path, or use an http(s):// URL prefix"
-            )
+            raise ConfigError(key=f"download.mirrors[{i}]", problem=f"local mirror folder "
+                              f"'{mirror}' does not exist", expected="an existing folder or an "
+                              "http(s):// URL prefix", fix="correct the path, or mount the mirror")
+    cache = cache_root(download_cfg)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        probe_file = cache / f".write-test.tmp-{os.getpid()}"
+        probe_file.write_bytes(b"")
+        probe_file.unlink()
+    except OSError as err:
+        where = (f"${CACHE_ENV}" if os.environ.get(CACHE_ENV) else "download.cache_dir"
+                 if download_cfg.get("cache_dir") else "the default cache folder")
+        raise DataError(f"the download cache {cache} (from {where}) can't be written "
+                        f"({err.strerror or err}). Fix: set download.cache_dir (or ${CACHE_ENV}) "
+                        "to a folder you can write, or fix its permissions") from None
 
 
 def fetch_file(

@@ -120,6 +120,13 @@ def candidate_values(override: Override) -> list[str]:
         return [str(v) for v in override.sweep_iterator(transformer=Transformer.encode)]
     if override.is_interval_sweep():
         interval = override.value()
+        if not interval.start <= interval.end:
+            raise ConfigError(f"sweep: {override.input_line}: the interval runs from "
+                              f"{interval.start} down to {interval.end}; expected start <= end. "
+                              "Fix: swap the two ends")
+        if "log" in (interval.tags or set()) and interval.start <= 0:
+            raise ConfigError(f"sweep: {override.input_line}: a log interval from "
+                              f"{interval.start}; expected both ends > 0. Fix: start above 0")
         return [str(interval.start), str(interval.end)]
     raise ConfigError(f"sweep: '{override.input_line}': this kind of sweep is not supported. "
                       "Fix: use a list (a,b,c), range(), or interval() with Optuna")
@@ -127,7 +134,11 @@ def candidate_values(override: Override) -> list[str]:
 
 def count_trials(config: DictConfig, overrides: list[Override]) -> int:
     if "optuna" in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")):
-        return int(config.hydra.sweeper.n_trials)
+        trials = int(config.hydra.sweeper.n_trials)
+        if trials < 1:
+            raise ConfigError(f"hydra.sweeper.n_trials: {trials}; expected 1 or more. Fix: use "
+                              "e.g. hydra.sweeper.n_trials=20")
+        return trials
     total = 1
     for override in overrides:
         if override.is_sweep_override():
@@ -187,6 +198,7 @@ def check_sweep(arguments: list[str], data_dir: Path = layout.DATA) -> tuple[Pla
                  (OmegaConf.select(base, "hydra.sweeper.params", default=None) or {}).items()}
         swept = param_overrides(parse(arguments + [f"{k}={v}" for k, v in space.items()]))
         plan = make_plan(base.sweep, params_of(base), [o.key_or_group for o in swept])
+        total = count_trials(base, swept)
         manifest = layout.manifest_or_none(layout.prepared_dir(data_dir, plan.dataset))
         if manifest is None:
             raise ConfigError(f"sweep: {plan.dataset} is not prepared. Fix: run `dvc repro "
@@ -201,7 +213,7 @@ def check_sweep(arguments: list[str], data_dir: Path = layout.DATA) -> tuple[Pla
                               baseline=False)
                 except ConfigError as err:
                     raise ConfigError(f"sweep: {line}: {_plain(err)}") from None
-    return plan, count_trials(base, swept)
+    return plan, total
 
 
 def _single(override: Override, value: str) -> str:

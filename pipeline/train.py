@@ -62,7 +62,8 @@ def train(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> dict[
     write_json(pending / layout.RUN_FILE, {"run_id": run_id,
                                            "tracking_uri": tracking.tracking_uri(params)})
     replace_dir(pending, out_dir)
-    best = {k: round(metrics.best(k, v), 4) for k, v in history.items() if k.startswith("val_")}
+    best = {k: round(metrics.best(k, v), 4) for k, v in history.items()
+            if k.startswith("val_") and metrics.is_known(k)}
     log.info("train %s: %d epochs in %.1fs, best %s (%s data)", name, summary["epochs"],
              summary["train_seconds"], best or "-", manifest["source"]["kind"])
     return summary

@@ -41,6 +41,9 @@ def check_params(cfg: DictConfig) -> None:
                 fail(f"{group}.{name}", f"'{name}' is not an entry name", "letters, digits, _ "
                      "or -, starting with a letter (it names folders, stages and MLflow "
                      "experiments)", "rename the entry, e.g. my_dataset")
+    if "baseline" in cfg.models:  # results/<dataset>/baseline/ is the baseline's
+        fail("models.baseline", "'baseline' names the baseline's results folder",
+             "another model name", "rename the entry, e.g. baseline_dense")
     _check_download(cfg.download)
     for name, ds in cfg.datasets.items():
         _check_dataset(f"datasets.{name}", ds)

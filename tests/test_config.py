@@ -167,6 +167,8 @@ CASES = [
      "datasets.x;touch pwned", "entry name"),
     ("model key with a slash", _rename("models", "imdb_dense", "a/b"), "models.a/b",
      "entry name"),
+    ("a model named like the baseline's folder", _rename("models", "imdb_dense", "baseline"),
+     "models.baseline", "baseline's results folder"),
 ]
 
 
@@ -238,6 +240,16 @@ DEEP = [
      "baseline.classifier.loss", "scikit-learn refuses it"),
     ("SGD option typo", _set("baseline.regressor.alpah", 0.1), "baseline.regressor.alpah",
      "scikit-learn refuses it"),
+    ("one-hot loss for class-index labels", _set("models.mnist_dense.loss",
+     "categorical_crossentropy"), "models.mnist_dense.loss", "Keras can't score"),
+    ("sparse loss on one sigmoid unit", _set(f"{M}.loss", "sparse_categorical_crossentropy"),
+     f"{M}.loss", "Keras can't score"),
+    ("two layers with one name", lambda raw: [layer.update(name="a") for layer in
+     raw["models"]["imdb_dense"]["layers"][:2]], f"{M}.layers", "distinct names"),
+    ("a layer named like the input", _set(f"{M}.layers.0.name", "features"), f"{M}.layers",
+     "distinct names"),
+    ("an abstract layer", _set(f"{M}.layers.1", {"type": "Layer"}), f"{M}.layers[1]",
+     "Keras refuses it"),
 ]
 
 
@@ -253,12 +265,27 @@ def test_what_keras_and_the_data_know_is_checked_before_training(what, edit, key
         "reuters": facts(prepared, "reuters", 7982, [10000], sparse=True),
         "boston_housing": facts(prepared, "boston_housing", 404, [13]),
         "fashion_mnist": facts(prepared, "fashion_mnist", 48000, [28, 28]),
+        "mnist": facts(prepared, "mnist", 3600, [28, 28]),
     }
     with pytest.raises(ConfigError) as err:
         check_all(params, manifests)
     message = str(err.value)
     assert message.startswith(f"params.yaml: {key}:"), message
     assert says in message and "Fix:" in message and "\n" not in message, message
+
+
+def test_sensible_variants_pass_every_check():
+    """What Keras accepts is accepted: `ACC` for accuracy (and its monitor), early stopping on
+    the training loss, SGD's own early stopping (needs rows for its validation_fraction)."""
+    pytest.importorskip("keras")
+    from pipeline.preflight import check_all
+
+    raw = broken(_set(f"{M}.metrics", ["accuracy", "ACC"]))
+    raw["models"]["imdb_dense"]["early_stopping"] = {"monitor": "val_ACC", "patience": 0}
+    raw["models"]["mnist_dense"]["early_stopping"]["monitor"] = "loss"
+    raw["baseline"]["classifier"].update(early_stopping=True, validation_fraction=0.1)
+    params = compose(raw)
+    check_all(params, {"imdb": facts(params, "imdb", 15000, [10000], sparse=True)})
 
 
 def test_the_project_params_pass_every_check():

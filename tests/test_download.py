@@ -591,3 +591,15 @@ def test_cli_help():
 def test_sha256_helper_matches_hashlib():
     """Guard for the tests themselves: conftest's sha256 is the params.yaml form."""
     assert sha256(b"abc") == "sha256:" + hashlib.sha256(b"abc").hexdigest()
+
+
+def test_an_unwritable_cache_fails_in_one_line_before_any_request(
+        file_server, upstream_files, tmp_path):
+    serve_all(file_server, upstream_files)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache should be")
+    params = tiny_params(file_server.base_url, upstream_files, blocker / "cache")
+    with pytest.raises(DataError, match=r"download cache .* can't be written.*Fix: set "
+                       r"download\.cache_dir"):
+        download("mnist", compose(params), _raw(tmp_path, "mnist"))
+    assert file_server.hits == {}

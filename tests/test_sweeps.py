@@ -327,7 +327,12 @@ def parents(project) -> list:
      "expected one of: boston_housing_dense, fashion_mnist_cnn"),
     (["launcher=dask", f"{LR}=0.01,0.1"],
      "ERROR sweep: launcher=dask: no such launcher; expected one of: basic, joblib, ray"),
-], ids=["loss typo in a choice", "unknown key", "unknown search space", "unknown launcher"])
+    ([f"{LR}=tag(log, interval(0.01, 0.001))", "hydra/sweeper=optuna"],
+     f"ERROR sweep: {LR}=tag(log, interval(0.01, 0.001)): the interval runs from 0.01 down"),
+    (["search_space=fashion_mnist_dense", "hydra.sweeper.n_trials=0"],
+     "ERROR hydra.sweeper.n_trials: 0; expected 1 or more"),
+], ids=["loss typo in a choice", "unknown key", "unknown search space", "unknown launcher",
+        "reversed interval", "no trials"])
 def test_a_bad_value_stops_the_sweep_in_one_line_before_any_run(project, args, says):
     before = len(parents(project))
     result = sweep(project, *args, check=False)
