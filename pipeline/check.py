@@ -26,7 +26,7 @@ import logging
 from importlib.metadata import version
 from pathlib import Path
 
-from pipeline import layout, lineage, preflight, validate
+from pipeline import facts, layout, lineage, preflight, validate
 from pipeline.config import load_params
 from pipeline.console import run_stage
 from pipeline.files import write_json
@@ -57,6 +57,25 @@ def _quick_read(text: str) -> dict | None:
     return raw if isinstance(raw, dict) and isinstance(raw.get("datasets"), dict) else None
 
 
+def dry_builds(params, data_dir: Path, manifests: dict[str, dict | None]) -> dict[str, dict]:
+    """For each dataset whose data settings changed since it was prepared (and whose raw
+    files `download` will keep), build its splits in memory exactly as `prepare` will: a
+    setting the data can't satisfy fails here, before DVC removes the prepared data.
+    Returns the new facts {dataset: manifest} for the model checks."""
+    from pipeline.dataset import build
+
+    rebuilt = {}
+    for name, ds in params.datasets.items():
+        manifest = manifests.get(name)
+        raw = layout.raw_dir(data_dir, name)
+        source = layout.read_source(raw)
+        if manifest is None or facts.usable(manifest, ds) is not None or not (
+                layout.raw_is_current(ds, source)):
+            continue  # not prepared yet, unchanged, or about to be downloaded anew
+        rebuilt[name] = build(name, params, raw, source).manifest
+    return rebuilt
+
+
 def check(params_path: Path, data_dir: Path, check_file: Path, probe_file: Path) -> None:
     text = params_path.read_text() if params_path.is_file() else ""
     raw = _quick_read(text)
@@ -72,10 +91,13 @@ def check(params_path: Path, data_dir: Path, check_file: Path, probe_file: Path)
     params = raw
     if raw is None or passed != key:  # something changed: every check, from the top
         params = load_params(params_path)
-        preflight.check_all(params, manifests)
+        rebuilt = dry_builds(params, data_dir, manifests)
+        preflight.check_all(params, {**manifests, **rebuilt})
         write_json(check_file, {"passed": key})
-        log.info("check: params.yaml is valid (%d datasets, %d models checked with Keras and "
-                 "scikit-learn)", len(params.datasets), len(params.models))
+        log.info("check: params.yaml is valid (%d datasets%s, %d models checked with Keras "
+                 "and scikit-learn)", len(params.datasets),
+                 f", {', '.join(rebuilt)} built without writing" if rebuilt else "",
+                 len(params.models))
 
     status = probe(params, data_dir)  # the validated params, or the same text read fast
     text = json.dumps(status, indent=2, sort_keys=True) + "\n"

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.errors import ConfigError, PipelineError
+from pipeline.layout import REAL_SOURCES
 
 QUIET_ENV = {
     # Libraries' noise off before they are imported (see ../shared/STACK.md).
@@ -30,7 +31,6 @@ QUIET_ENV = {
 }
 DEBUG_ENV = "PIPELINE_DEBUG"  # "1": show the traceback behind an error line
 
-REAL_SOURCES = ("canonical", "mirror")
 
 
 def setup_logging() -> None:

@@ -16,7 +16,6 @@ rerun only if the bytes actually changed.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import shutil
@@ -26,23 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline import layout
 from pipeline.config import dataset_config, load_params
-from pipeline.console import REAL_SOURCES, run_stage, source_banner
+from pipeline.console import run_stage, source_banner
 from pipeline.files import DataError, atomic_dir, file_hash, write_json
-from pipeline.layout import SOURCE_FILE, read_source
+from pipeline.layout import REAL_SOURCES, SOURCE_FILE, read_source, stand_in_fingerprint
 
 log = logging.getLogger("pipeline.download")
-
-
-def fallback_fingerprint(ds: DictConfig) -> str:
-    """What the stand-in files depend on: regenerate only when this changes."""
-    relevant = {
-        "fallback": ds.source.fallback,
-        "files": [f.name for f in ds.source.files],
-        "classes": ds.classes,
-        "load": {k: ds.load[k] for k in ("format", "files", "test_split")},
-    }
-    blob = json.dumps(OmegaConf.to_container(OmegaConf.create(relevant)), sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def download(name: str, params: DictConfig, raw_dir: Path) -> dict:
@@ -63,7 +50,7 @@ def download(name: str, params: DictConfig, raw_dir: Path) -> dict:
 
     stand_in = (
         previous is not None and files_present and previous["kind"] not in REAL_SOURCES
-        and previous.get("fingerprint") == fallback_fingerprint(ds)
+        and previous.get("fingerprint") == stand_in_fingerprint(ds)
     )
     try:
         # With a stand-in already in place, one quick probe per source is enough.
@@ -116,7 +103,7 @@ def _fall_back(
             "detail": f"recipe {recipe.recipe} "
             + json.dumps(OmegaConf.to_container(recipe.options)),
             "reason": reason,
-            "fingerprint": fallback_fingerprint(ds),
+            "fingerprint": stand_in_fingerprint(ds),
             "files": {f.name: file_hash(tmp / f.name) for f in ds.source.files},
         }
         write_json(tmp / SOURCE_FILE, record)

@@ -119,7 +119,7 @@ def labels(y: np.ndarray, task: str) -> np.ndarray:
 
 
 def _fail(dataset: str, check: str, problem: str, fix: str) -> CheckFailed:
-    return CheckFailed(f"prepare {dataset}: check '{check}' failed: {problem}. Fix: {fix}")
+    return CheckFailed(f"{dataset}: data check '{check}' failed: {problem}. Fix: {fix}")
 
 
 def _values(x: Features) -> np.ndarray:

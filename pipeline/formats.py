@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
+from pipeline.errors import ConfigError
 from pipeline.files import DataError, read_idx_gz, read_npz
 
 
@@ -196,8 +197,10 @@ def read_sequences(load: DictConfig, raw_dir: Path, dataset: str) -> Upstream:
     parts = [(_mark_and_offset(x, load.start_char, load.index_from), y) for x, y in parts]
     parts = [_drop_long(x, y, load.maxlen) for x, y in parts]
     if any(len(x) == 0 for x, _ in parts):
-        raise DataError(f"{dataset}: no sequence is shorter than maxlen={load.maxlen}. "
-                        f"Fix: raise datasets.{dataset}.load.maxlen or set it to null")
+        raise ConfigError(key=f"datasets.{dataset}.load.maxlen",
+                          problem=f"{load.maxlen} keeps no sequence of {dataset} (keras keeps "
+                          "those shorter than maxlen)", expected="null or a larger maxlen",
+                          fix="raise it, or set it to null")
     num_words = load.num_words or int(max(x.values.max() for x, _ in parts))
     parts = [(_limit_vocabulary(x, load, num_words), y) for x, y in parts]
     if load.test_split is None:

@@ -22,6 +22,7 @@ from pipeline.errors import DataError
 
 DATA, MODELS, RESULTS = Path("data"), Path("models"), Path("results")
 SOURCE_FILE, MANIFEST = "source.json", "manifest.json"
+REAL_SOURCES = ("canonical", "mirror")  # source.json kinds of real data (else a stand-in)
 PROBE_FILE, CHECK_FILE = DATA / "probe.json", DATA / "check.json"
 RUN_FILE = "run.json"
 
@@ -48,6 +49,33 @@ def read_source(raw: Path) -> dict | None:
         return json.loads((Path(raw) / SOURCE_FILE).read_text())
     except (OSError, ValueError):
         return None
+
+
+def stand_in_fingerprint(ds) -> str:
+    """What a dataset's stand-in files depend on (recorded in their source.json): the
+    download stage makes them again only when this changes."""
+    import hashlib
+
+    from omegaconf import OmegaConf
+
+    relevant = {
+        "fallback": ds.source.fallback,
+        "files": [f.name for f in ds.source.files],
+        "classes": ds.classes,
+        "load": {k: ds.load[k] for k in ("format", "files", "test_split")},
+    }
+    blob = json.dumps(OmegaConf.to_container(OmegaConf.create(relevant)), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def raw_is_current(ds, source: dict | None) -> bool:
+    """Whether the raw folder holds what `download` would put there now for these settings
+    (else it is about to fetch or make new files)."""
+    if source is None:
+        return False
+    if source.get("kind") in REAL_SOURCES:
+        return source.get("files") == {f.name: f.hash for f in ds.source.files}
+    return source.get("fingerprint") == stand_in_fingerprint(ds)
 
 
 def read_manifest(prepared: Path) -> dict[str, Any]:

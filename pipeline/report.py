@@ -22,8 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline import layout, metrics
 from pipeline.config import load_params
-from pipeline.console import REAL_SOURCES, run_stage
+from pipeline.console import run_stage
 from pipeline.files import atomic_file
+from pipeline.layout import REAL_SOURCES
 
 log = logging.getLogger("pipeline.report")
 

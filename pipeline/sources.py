@@ -271,8 +271,7 @@ def real_data_reachable(name: str, ds: Mapping, download_cfg: Mapping) -> bool:
 
 def probe(params: Mapping, data_dir: Path) -> dict[str, bool]:
     """{dataset: True} for each dataset on a stand-in whose real source now answers."""
-    from pipeline.console import REAL_SOURCES
-    from pipeline.layout import raw_dir, read_source
+    from pipeline.layout import REAL_SOURCES, raw_dir, read_source
 
     status = {}
     for name, ds in params["datasets"].items():

@@ -110,7 +110,7 @@ def test_checks_pass_on_clean_data():
 def test_nan_fails_the_finite_check():
     splits = good_splits(np.random.default_rng(0))
     splits["val"][0][3, 1] = np.nan
-    with pytest.raises(CheckFailed, match=r"prepare mnist: check 'finite'.*val x"):
+    with pytest.raises(CheckFailed, match=r"mnist: data check 'finite'.*val x"):
         check_splits("mnist", dataset("mnist"), splits)
 
 
@@ -137,7 +137,7 @@ def test_leakage_above_tolerance_fails_and_names_the_dataset():
     splits = good_splits(np.random.default_rng(0))
     x_test, _y_test = splits["test"]
     x_test[:3] = splits["train"][0][:3]  # 3 of 10 test rows copied from train
-    with pytest.raises(CheckFailed, match=r"prepare imdb: check 'leakage'.*3 of 10 test"):
+    with pytest.raises(CheckFailed, match=r"imdb: data check 'leakage'.*3 of 10 test"):
         check_splits("imdb", dataset("mnist"), splits)
 
 
