@@ -96,6 +96,7 @@ def build(name: str, params: DictConfig, raw: Path, source: dict) -> Built:
                 labels(y if rows is None else y[rows], ds.task))
         for split, (x, y, rows) in parts.items()
     }
+    checks = check_splits(name, ds, splits)  # first: describe() trusts the labels
     manifest: dict[str, Any] = {
         "dataset": name,
         "task": ds.task,
@@ -104,6 +105,6 @@ def build(name: str, params: DictConfig, raw: Path, source: dict) -> Built:
         "settings": dataset_settings(ds),  # what the checks compare the data's facts against
         "preprocess": {"kind": transform.kind, **transform.options, **transform.fitted},
         "splits": {split: describe(x, y, ds) for split, (x, y) in splits.items()},
-        "checks": check_splits(name, ds, splits),
+        "checks": checks,
     }
     return Built(splits, transform, manifest)

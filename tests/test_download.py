@@ -29,7 +29,7 @@ from conftest import (
 
 from pipeline.config import compose
 from pipeline.download import download
-from pipeline.errors import DataError
+from pipeline.errors import ConfigError, DataError
 from pipeline.layout import read_source
 from pipeline.sources import probe
 
@@ -430,7 +430,7 @@ def test_missing_local_mirror_folder_fails_before_any_request(
     missing = tmp_path / "no-such-mirror"
     params = _params(file_server.base_url, upstream_files, tmp_path, mirrors=[str(missing)])
 
-    with pytest.raises(DataError) as err:
+    with pytest.raises(ConfigError) as err:
         download("mnist", params, _raw(tmp_path, "mnist"))
 
     assert "download.mirrors[0]" in str(err.value)
