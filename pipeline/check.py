@@ -13,8 +13,9 @@ Asking Keras costs a TensorFlow import (~9 s here), so the checks run only when 
 settings, the checking code, the libraries or the prepared data changed since the last
 pass (data/check.json remembers its fingerprint); otherwise this stage takes ~0.3 s.
 
-Then the probe: a dataset on stand-in data whose real source answers again gets a
-new value in data/probe.json, so its download stage reruns and fetches it.
+It also asks an http(s) tracking server whether it answers (stages would log there),
+and then probes: a dataset on stand-in data whose real source answers again gets a new
+value in data/probe.json, so its download stage reruns and fetches it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import logging
 from importlib.metadata import version
 from pathlib import Path
 
-from pipeline import facts, layout, lineage, preflight, validate
+from pipeline import facts, layout, lineage, preflight, tracking, validate
 from pipeline.config import load_params
 from pipeline.console import run_stage
 from pipeline.files import write_json
@@ -99,6 +100,7 @@ def check(params_path: Path, data_dir: Path, check_file: Path, probe_file: Path)
                  f", {', '.join(rebuilt)} built without writing" if rebuilt else "",
                  len(params.models))
 
+    tracking.ping((params.get("tracking") or {}).get("uri"))  # stages that log need it
     status = probe(params, data_dir)  # the validated params, or the same text read fast
     text = json.dumps(status, indent=2, sort_keys=True) + "\n"
     if not probe_file.exists() or probe_file.read_text() != text:  # untouched: no rerun

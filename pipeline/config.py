@@ -1,11 +1,12 @@
-"""The schema of params.yaml, and reading it.
+"""The schema of params.yaml.
 
 `params.yaml` is the only place defaults live: the dataclasses below declare
-*shapes and types* (most fields are MISSING). `load_params` reads the file (a YAML
-syntax error is one line with file, line and column), merges it onto the schema
-(unknown keys and wrong types fail here) and hands it to `pipeline.validate`, the
-one place every other rule lives. Errors name the key; `locate` finds its line.
-Hydra (sweeps) composes on top of the same schema.
+*shapes and types* (most fields are MISSING). `load_params` reads the file
+(pipeline/params_file.py: as DVC reads it), checks every value against these types
+strictly (a number written as text, a list where a mapping belongs, an unknown key),
+merges it onto the schema and hands it to `pipeline.validate`, where every other rule
+lives. Errors name the key; params_file.where adds its line. Hydra (sweeps) composes
+on top of the same schema.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.errors import ConfigError
+from pipeline.params_file import key_parts, locate, read_yaml, where  # noqa: F401  (re-exported)
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -189,36 +193,13 @@ class TrialConfig(Params):
     sweep: SweepOptions = MISSING
 
 
-def read_yaml(path: Path | str) -> Any:
-    """A YAML file's content; a syntax error is one line with file, line and column."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: not found. Fix: run from the project root (where dvc.yaml "
-                          "is), or pass --params <file>")
-    text = path.read_text()
-    try:
-        content = OmegaConf.create(text) if text.strip() else None
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        what = " ".join(str(err.problem or err.context or "invalid YAML").split())
-        raise ConfigError(f"{where}: YAML syntax error: {what}. Fix: correct the YAML at that "
-                          "line and column (`git diff params.yaml` shows what changed)") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())}). Fix: "
-                          "correct the file (`git diff` shows what changed)") from None
-    if not isinstance(content, DictConfig) or not content:
-        raise ConfigError(f"{path}: empty, or not a mapping of settings; expected the project's "
-                          "params.yaml. Fix: restore it (`git checkout params.yaml`)")
-    return content
-
-
 def compose(raw: Any) -> DictConfig:
-    """Merge raw params onto the schema, then check every rule (pipeline/validate.py)."""
+    """Check raw params against the schema's types, merge them onto it, then check every
+    rule (pipeline/validate.py)."""
     from pipeline import validate
 
+    plain = OmegaConf.to_container(raw, resolve=False) if OmegaConf.is_config(raw) else raw
+    check_types(plain, Params, "")
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(Params), raw)
         OmegaConf.to_container(cfg, throw_on_missing=True)
@@ -231,64 +212,75 @@ def compose(raw: Any) -> DictConfig:
 def load_params(path: Path | str = PARAMS_FILE) -> DictConfig:
     """Read and validate params.yaml; errors name the line the key is on."""
     path = Path(path)
-    raw = read_yaml(path)
     try:
-        return compose(raw)
+        return compose(read_yaml(path))
     except ConfigError as err:
         raise err.located(where(path, err.key)) from None
 
 
-def where(path: Path | str, key: str | None) -> str | None:
-    """`params.yaml:57` for a key (the nearest enclosing line if the key isn't in the file)."""
-    if key is None:
-        return None
-    try:
-        line = locate(Path(path).read_text(), key)
-    except (OSError, ValueError):
-        line = None
-    return f"{path}:{line}" if line else str(path)
+TYPE_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
 
 
-_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+def _type_error(key: str, value: Any, expected: str) -> ConfigError:
+    kind = ("a mapping" if isinstance(value, dict) else "a list" if isinstance(value, list)
+            else "text" if isinstance(value, str) else "true/false" if isinstance(value, bool)
+            else "empty" if value is None else type(value).__name__)
+    written = f"{value!r} ({kind})" if not isinstance(value, (dict, list)) else kind
+    fix = ("write true or false" if expected == TYPE_NAMES[bool]
+           else "write it without quotes" if isinstance(value, str) and expected != "text"
+           else f"quote it ('{value}')" if expected == "text" and value is not None
+           else "use a value of the expected type")
+    return ConfigError(key=key, problem=f"{written} is the wrong type", expected=expected,
+                       fix=fix)
 
 
-def key_parts(key: str) -> list[str | int]:
-    """`models.m.layers[0].units` or `models.m.layers.0.units` -> ['models', 'm', 'layers', 0,
-    'units']."""
-    parts: list[str | int] = []
-    for name, index in _PART.findall(key):
-        parts.append(int(index) if index else int(name) if name.isdigit() else name)
-    return parts
-
-
-def locate(text: str, key: str) -> int | None:
-    """The 1-based line of `key` in YAML text: its own line, or the deepest parent found.
-    Entry names may hold dots (a refused name like `../evil`): the longest match wins."""
-    import yaml
-
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line, rest = None, key
-    while rest:
-        if isinstance(node, yaml.MappingNode):
-            names = [k for k, _ in node.value if rest == k.value or rest.startswith(
-                (k.value + ".", k.value + "["))]
-            if not names:
-                break
-            best = max(names, key=lambda k: len(k.value))
-            node = next(v for k, v in node.value if k is best)
-            line, rest = best.start_mark.line + 1, rest[len(best.value):].lstrip(".")
-        elif isinstance(node, yaml.SequenceNode):
-            index = re.match(r"\[(\d+)\]|(\d+)(?=$|[.\[])", rest)
-            if not index or int(index.group(1) or index.group(2)) >= len(node.value):
-                break
-            node = node.value[int(index.group(1) or index.group(2))]
-            line, rest = node.start_mark.line + 1, rest[index.end():].lstrip(".")
-        else:
-            break
-    return line
+def check_types(value: Any, hint: Any, key: str) -> None:
+    """`value` against a schema type, strictly: 3 for an int (not "3", not 3.0, not true),
+    a mapping for a dataclass or dict, a list for a list. Unknown keys are named, with the
+    closest known one. (OmegaConf's merge would turn "3" into 3; DVC would not.)"""
+    if hint is Any or value is MISSING:
+        return
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:
+            check_types(value, options[0], key)
+        elif set(options) == {int, float} and not (
+                isinstance(value, (int, float)) and not isinstance(value, bool)):
+            raise _type_error(key, value, "a number")
+        return
+    if value is None:
+        raise _type_error(key, value, TYPE_NAMES.get(hint, "a value"))
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise _type_error(key, value, "a mapping of settings (key: value lines)")
+        hints = typing.get_type_hints(hint)
+        for name, item in value.items():
+            child = f"{key}.{name}" if key else str(name)
+            if name not in hints:
+                close = difflib.get_close_matches(str(name), list(hints), n=1)
+                raise ConfigError(key=child, problem="unknown key",
+                                  expected=f"one of: {', '.join(hints)}",
+                                  fix=f"rename it to {close[0]}" if close else "remove it, or "
+                                  "check the spelling against that section of params.yaml")
+            check_types(item, hints[name], child)
+    elif origin is dict:
+        if not isinstance(value, dict):
+            raise _type_error(key, value, "a mapping of settings (key: value lines)")
+        for name, item in value.items():
+            check_types(item, args[1], f"{key}.{name}")
+    elif origin is list:
+        if not isinstance(value, list):
+            raise _type_error(key, value, "a list, e.g. [a, b]")
+        for i, item in enumerate(value):
+            check_types(item, args[0], f"{key}[{i}]")
+    elif hint is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise _type_error(key, value, TYPE_NAMES[float])
+    elif hint in TYPE_NAMES and type(value) is not hint:
+        raise _type_error(key, value, TYPE_NAMES[hint])
 
 
 def schema_error(err: OmegaConfBaseException) -> ConfigError:

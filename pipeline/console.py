@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -26,7 +27,9 @@ QUIET_ENV = {
     "TF_ENABLE_ONEDNN_OPTS": "0",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DVC_NO_ANALYTICS": "1",
-    "MLFLOW_LOGGING_LEVEL": "ERROR",  # environment-export chatter on every log_model
+    # environment-export chatter on every log_model, and the SQL behind a store's error (the
+    # stage's own one-line error says what happened)
+    "MLFLOW_LOGGING_LEVEL": "CRITICAL",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # "View run at" lines on a server
 }
 DEBUG_ENV = "PIPELINE_DEBUG"  # "1": show the traceback behind an error line
@@ -39,6 +42,9 @@ def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
     logging.getLogger("pooch").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # "setup plugin ..." (optuna)
+    # A store going away mid-run: urllib3 prints each retry and MLflow the SQL behind an
+    # error; the stage's own one-line error says what happened and what to do.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 def source_banner(dataset: str, source: dict) -> str | None:
@@ -72,9 +78,33 @@ def _terminate(signum: int, frame: object) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
 
+def handle_sigterm() -> None:
+    """SIGTERM raises Interrupted (a KeyboardInterrupt): cleanup runs, runs end KILLED."""
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def die_with_parent() -> None:
+    """Linux: be sent SIGTERM when the parent process dies (DVC killed by `kill`, a sweep's
+    main process killed under its workers), so an orphan never goes on training and writing
+    outputs nobody will record; SIGTERM then ends it like Ctrl-C."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before we asked
+        raise Interrupted("SIGTERM (its parent process is gone)")
+
+
 def error_line(err: BaseException) -> str:
-    """Any error as one line (libraries' messages can span several)."""
-    return " ".join(str(err).split())
+    """Any error as one line (libraries' messages can span several, and color themselves)."""
+    return " ".join(ANSI.sub("", str(err)).split())
 
 
 def run_stage(main: Callable[[], None], params: Path | str | None = None) -> None:
@@ -84,10 +114,12 @@ def run_stage(main: Callable[[], None], params: Path | str | None = None) -> Non
     from pipeline.config import where
 
     setup_logging()
-    signal.signal(signal.SIGTERM, _terminate)
+    handle_sigterm()
     log = logging.getLogger("pipeline")
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
+        if os.environ.get("DVC_STAGE"):  # run by `dvc repro`: die with it
+            die_with_parent()
         main()
     except PipelineError as err:
         if isinstance(err, ConfigError) and err.key:

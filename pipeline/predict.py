@@ -59,7 +59,15 @@ def read_inputs(path: Path, ds: DictConfig, manifest: dict):
     pre = manifest["preprocess"]
     fitted = {k: pre[k] for k in ("mean", "std") if k in pre}
     options = {"num_words": pre["num_words"]} if "num_words" in pre else {}
-    return Transform(kind, options, fitted).apply(x)
+    with np.errstate(all="ignore"):  # an overflow is refused just below, in one line
+        features = Transform(kind, options, fitted).apply(x)
+    values = features.data if hasattr(features, "tocsr") else np.asarray(features)
+    if not np.all(np.isfinite(values)):
+        rows = np.flatnonzero(~np.isfinite(np.asarray(dense(features)).reshape(len(x), -1)).all(
+            axis=1))
+        raise DataError(f"{path}: row {int(rows[0])} is out of range once preprocessed "
+                        f"({kind}: not a finite number); {expected}. {fix}")
+    return features
 
 
 class _Refused(ValueError):
@@ -67,8 +75,8 @@ class _Refused(ValueError):
 
 
 def _images(path: Path, shape: tuple[int, ...]) -> np.ndarray:
-    try:
-        x = np.load(path, allow_pickle=False)
+    try:  # mapped first: the header's shape and dtype are checked before anything is read
+        x = np.load(path, allow_pickle=False, mmap_mode="r")
     except (ValueError, OSError, EOFError) as err:
         raise _Refused(f"not a readable .npy file ({' '.join(str(err).split())[:120]})") from None
     if not isinstance(x, np.ndarray):
@@ -78,7 +86,7 @@ def _images(path: Path, shape: tuple[int, ...]) -> np.ndarray:
         raise _Refused(f"holds an array of shape {list(x.shape)}")
     if x.dtype != np.uint8:
         raise _Refused(f"holds {x.dtype} values, not uint8 pixels (0-255)")
-    return x
+    return np.array(x)
 
 
 def _word_lists(path: Path, load: DictConfig) -> Sequences:
@@ -150,13 +158,23 @@ def load_model(dataset: str, run_id: str | None):
         raise DataError(f"--run {run_id!r} is not an MLflow run id (32 hex digits). Fix: copy "
                         "it from the MLflow UI or from models/<model>/run.json")
     uri = f"runs:/{run_id}/model" if run_id else f"models:/{dataset}@champion"
+    if run_id is not None:
+        try:
+            trained_on = mlflow.MlflowClient().get_run(run_id).data.tags.get("dataset")
+        except MlflowException:
+            trained_on = dataset  # no such run: said below, by the load
+        if trained_on != dataset:
+            raise DataError(f"run {run_id} holds a model of {trained_on}, not of {dataset}. "
+                            f"Fix: pass a run of {dataset}, or leave --run out (the champion)")
     try:
         return mlflow.keras.load_model(uri), uri
-    except (MlflowException, OSError) as err:
-        fix = ("check the run id in the MLflow UI" if run_id else
-               "run `dvc repro` (evaluate registers each dataset's best model as champion)")
-        raise DataError(f"no model at {uri} ({str(err).splitlines()[0][:120]}). "
-                        f"Fix: {fix}") from None
+    except Exception as err:  # no run, no model, a baseline's (scikit-learn) model, ...
+        fix = ("pass the run id of a Keras model of this dataset (models/<model>/run.json)"
+               if run_id else f"`dvc repro -f train@<model> evaluate@<model>` for a model of "
+               f"{dataset}: the tracking store {mlflow.get_tracking_uri()} has no champion "
+               "(it was reset, or belongs to another checkout)")
+        reason = " ".join(str(err).split())[:120] or type(err).__name__
+        raise DataError(f"no Keras model at {uri} ({reason}). Fix: {fix}") from None
 
 
 def predict(dataset: str, inputs: Path, params: DictConfig, run_id: str | None,
@@ -168,6 +186,11 @@ def predict(dataset: str, inputs: Path, params: DictConfig, run_id: str | None,
     x = read_inputs(inputs, ds, manifest)
     tracking.connect(params)
     model, uri = load_model(dataset, run_id)
+    takes = tuple(model.input_shape[1:])
+    if takes != tuple(x.shape[1:]):
+        raise DataError(f"the model at {uri} takes inputs of shape {list(takes)}, but "
+                        f"{dataset}'s features have shape {list(x.shape[1:])}: it is not a "
+                        f"model of {dataset} as prepared now. Fix: retrain it (`dvc repro`)")
     scores = model.predict(dense(x), verbose=0)
     if not np.all(np.isfinite(scores)):
         raise DataError(f"predict {dataset}: the model ({uri}) answered NaN/inf for "

@@ -72,23 +72,52 @@ def apply_overrides(text: str, overrides: list[str]) -> str:
     from pipeline.sweep_plan import parse
 
     parsed = parse(overrides)
+    by_hand = (f"Fix: set it by hand in params.yaml (the best trial's overrides: "
+               f"{' '.join(overrides)})")
     expected = hydra_reading(text, overrides)
     for override in parsed:
         node = YAML().load(text)
         *parents, last = override.key_or_group.split(".")
         for part in parents:
             node = node[int(part) if isinstance(node, list) else part]
-        where = node.lc.item(int(last)) if isinstance(node, list) else node.lc.value(last)
-        line, column = where
+        index = int(last) if isinstance(node, list) else last
+        if (isinstance(node, list) and index >= len(node)) or (
+                not isinstance(node, list) and last not in node):
+            raise ConfigError(f"promote: {override.key_or_group} is not in params.yaml (the "
+                              f"sweep added it); promote writes values, not new keys. {by_hand}")
+        line, column = node.lc.item(index) if isinstance(node, list) else node.lc.value(last)
         lines = text.splitlines(keepends=True)
         row = lines[line]
-        old = re.match(r"[^,\]}#\n]*", row[column:]).group(0).rstrip()
-        lines[line] = row[:column] + yaml_scalar(override.value()) + row[column + len(old):]
+        span = _value_span(row, column, node[index])
+        if span is None:
+            raise ConfigError(f"promote: {override.key_or_group} spans several lines in "
+                              f"params.yaml. {by_hand}")
+        lines[line] = row[:column] + yaml_scalar(override.value()) + row[column + span:]
         text = "".join(lines)
-    if OmegaConf.to_container(compose(OmegaConf.create(text))) != expected:
+    try:
+        written = OmegaConf.to_container(compose(OmegaConf.create(text)))
+    except Exception:  # the edit broke the file: nothing is written
+        written = None
+    if written != expected:
         raise ConfigError("promote: could not write the overrides into params.yaml in place. "
                           f"Fix: apply them by hand: {' '.join(overrides)}")
     return text
+
+
+def _value_span(row: str, column: int, value: Any) -> int | None:
+    """How many characters from `column` the value takes: a scalar up to its delimiter, a
+    flow mapping or list up to its closing bracket; None for a block over several lines."""
+    rest = row[column:]
+    if isinstance(value, (dict, list)):
+        if not rest.startswith(("{", "[")):
+            return None
+        depth = 0
+        for i, char in enumerate(rest):
+            depth += 1 if char in "{[" else -1 if char in "}]" else 0
+            if depth == 0:
+                return i + 1
+        return None
+    return len(re.match(r"[^,\]}#\n]*", rest).group(0).rstrip())
 
 
 def best_trial(model: str, dataset: str, sweep: str | None):

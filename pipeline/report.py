@@ -64,7 +64,7 @@ def collect(params: DictConfig, results: Path, models: Path) -> list[dict]:
             if not scores:
                 continue
             val_key = f"val_{headline}"
-            best_val = metrics.best(val_key, history[val_key]) if history.get(val_key) else None
+            best_val = metrics.figure(val_key, history, summary)  # the saved model's
             rows.append({"model": model,
                          "cv": summary.get(f"kfold_val_{headline}_mean"),
                          "val": best_val,
@@ -89,7 +89,7 @@ def banner_lines(sections: list[dict]) -> list[str]:
             for s in sections if s["source"].get("kind") not in REAL_SOURCES]
 
 
-COLUMNS = [("model", "model"), ("cv", "CV / K-fold {m}"), ("val", "best val {m}"),
+COLUMNS = [("model", "model"), ("cv", "CV / K-fold {m}"), ("val", "val {m}"),
            ("test", "test {m}"), ("test_loss", "test loss"), ("epochs", "epochs"),
            ("seconds", "train s")]
 

@@ -27,6 +27,7 @@ log = logging.getLogger("pipeline.sweep")
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ("launcher", "search_space")  # config groups under conf/, not params.yaml keys
 TOTAL_ENV = "PIPELINE_SWEEP_TRIALS"  # trials in the sweep, for the trials' "trial 3/8" lines
+MAIN_PID_ENV = "PIPELINE_SWEEP_PID"  # the sweep's own process: trials elsewhere are workers
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def make_plan(options: DictConfig, params: DictConfig, keys: list[str]) -> Plan:
     objective = options.objective or default
     allowed = {"val_loss", *(f"val_{m}" for m in cfg.metrics)}
     if cfg.kfold is not None:
-        allowed.add(f"kfold_val_{cfg.metrics[0]}_mean")
+        allowed |= {f"kfold_val_{m}_mean" for m in ("loss", *cfg.metrics)}
     if objective not in allowed:
         raise ConfigError(
             f"sweep.objective: '{objective}' is not a validation metric of models.{model}. "
@@ -114,6 +115,11 @@ def make_plan(options: DictConfig, params: DictConfig, keys: list[str]) -> Plan:
 
 def candidate_values(override: Override) -> list[str]:
     """Every value a sweep may give this key (both ends of an interval)."""
+    from hydra.core.override_parser.types import Glob
+
+    if isinstance(override.value(), Glob):
+        raise ConfigError(f"sweep: {override.input_line}: glob() picks config group options; "
+                          "a setting takes a list. Fix: list the values, e.g. key=1,2,3")
     if not override.is_sweep_override():
         return [override.get_value_element_as_str()]
     if override.is_choice_sweep() or override.is_range_sweep():
@@ -144,6 +150,26 @@ def count_trials(config: DictConfig, overrides: list[Override]) -> int:
         if override.is_sweep_override():
             total *= len(candidate_values(override))
     return total
+
+
+def check_launcher(config: DictConfig) -> None:
+    """What the launcher will be asked for exists: workers to run trials, a Ray cluster that
+    answers (Ray itself would wait minutes for one that doesn't)."""
+    import socket
+
+    jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=None)
+    if jobs is not None and (not isinstance(jobs, int) or jobs == 0 or jobs < -1):
+        raise ConfigError(f"hydra.launcher.n_jobs: {jobs}; expected a number of workers (1 or "
+                          "more, or -1 for all cores). Fix: use sweep.parallel_trials=2")
+    address = OmegaConf.select(config, "hydra.launcher.ray.init.address", default=None)
+    if address and address != "auto":
+        host, _, port = str(address).rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"hydra.launcher.ray.init.address: no Ray cluster answers at "
+                              f"{address} ({getattr(err, 'strerror', None) or err}). Fix: start "
+                              "it (`ray start --head`) or correct HOST:PORT") from None
 
 
 def group_options(group: str) -> list[str]:
@@ -197,8 +223,13 @@ def check_sweep(arguments: list[str], data_dir: Path = layout.DATA) -> tuple[Pla
         space = {str(k): str(v) for k, v in
                  (OmegaConf.select(base, "hydra.sweeper.params", default=None) or {}).items()}
         swept = param_overrides(parse(arguments + [f"{k}={v}" for k, v in space.items()]))
-        plan = make_plan(base.sweep, params_of(base), [o.key_or_group for o in swept])
+        try:
+            base_params = params_of(base)  # params.yaml with the first value of each override
+        except ConfigError as err:
+            raise ConfigError(f"sweep: {_override_for(err.key, first)}: {_plain(err)}") from None
+        plan = make_plan(base.sweep, base_params, [o.key_or_group for o in swept])
         total = count_trials(base, swept)
+        check_launcher(base)
         manifest = layout.manifest_or_none(layout.prepared_dir(data_dir, plan.dataset))
         if manifest is None:
             raise ConfigError(f"sweep: {plan.dataset} is not prepared. Fix: run `dvc repro "
@@ -214,6 +245,18 @@ def check_sweep(arguments: list[str], data_dir: Path = layout.DATA) -> tuple[Pla
                 except ConfigError as err:
                     raise ConfigError(f"sweep: {line}: {_plain(err)}") from None
     return plan, total
+
+
+def _override_for(key: str | None, arguments: list[str]) -> str:
+    """The command-line override that set `key` (or one above it), else the key itself."""
+    from pipeline.params_file import key_parts
+
+    wanted = key_parts(key or "")
+    for argument in arguments:
+        parts = key_parts(argument.lstrip("+~").split("=")[0])
+        if parts and wanted[:len(parts)] == parts:
+            return argument
+    return key or "?"
 
 
 def _single(override: Override, value: str) -> str:

@@ -26,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import layout, metrics
 from pipeline.console import setup_logging, source_banner
 from pipeline.errors import DataError
-from pipeline.sweep_plan import TOTAL_ENV, Plan
+from pipeline.files import clean_stale
+from pipeline.sweep_plan import MAIN_PID_ENV, TOTAL_ENV, Plan
 
 log = logging.getLogger("pipeline.sweep")
 
@@ -58,7 +59,7 @@ def sweep_key(plan: Plan, params: DictConfig, config: DictConfig, arguments: lis
                    "space": space, "seed": params.seed, "data": data_hashes(manifest),
                    "sampler": OmegaConf.to_container(sampler, resolve=True) if sampler else None,
                    "base": OmegaConf.to_container(params.models[plan.model], resolve=True),
-                   "code": code_digest("pipeline.training")})
+                   "code": code_digest("pipeline.trials")})
 
 
 def find_parent(client, experiment: str, sweep_dir: str):
@@ -142,6 +143,7 @@ class SweepTracking(Callback):
         swept = param_overrides(parse(arguments + [f"{k}={v}" for k, v in space.items()]))
         plan = make_plan(config.sweep, params, [o.key_or_group for o in swept])
         total = count_trials(config, swept)
+        join_ray_cluster(config)  # before any run: a cluster that isn't there stops us here
         manifest = layout.read_manifest(layout.prepared_dir(layout.DATA, plan.dataset))
         banner = source_banner(plan.dataset, manifest["source"])
         if banner:
@@ -186,7 +188,9 @@ class SweepTracking(Callback):
                             "sweeper.yaml")
         OPEN.add(self.parent_id)
         os.environ[TOTAL_ENV] = str(total)  # for the trials' "trial 3/8" lines
-        join_ray_cluster(config)
+        os.environ[MAIN_PID_ENV] = str(os.getpid())  # trials in other processes: workers
+        for trial_dir in Path(config.hydra.sweep.dir).parent.glob("*/*"):
+            clean_stale(trial_dir / "scratch")  # what killed trials left in earlier sweeps
         log.info("sweep %s on %s: %d trials, %s, %s launcher, objective %s (%s); MLflow "
                  "experiment '%s', parent run %s", plan.model, plan.dataset, total, sweeper,
                  launcher, plan.objective, plan.direction, plan.dataset, self.parent_id)
@@ -254,7 +258,7 @@ def summarize(parent_id: str, experiment: str, plan: Plan, sweep_dir: Path,
             "trial": tags.get("sweep.trial", "?"),
             **{k.removeprefix(f"models.{plan.model}."): v for k, v in swept.items()},
             plan.objective: logged.get("objective"),
-            "epochs": None if "epochs" not in logged else int(logged["epochs"]),
+            "epochs run": None if "epochs" not in logged else int(logged["epochs"]),
             "seconds": None if "train_seconds" not in logged else round(
                 logged["train_seconds"], 1),
             "status": status, "best": "*" if best is not None and run is best else "",

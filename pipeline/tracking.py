@@ -35,9 +35,13 @@ log = logging.getLogger("pipeline.tracking")
 
 BATCH = 100  # MLflow's limit of params per log_batch call (metrics: 1000)
 STEP_TAG = "pipeline.step"  # train@imdb_dense, baseline@imdb, sweep@imdb_dense: who owns a run
-# The reachability check must answer fast, so MLflow's retries are off for it alone; the
-# uploads after it keep MLflow's own retries (a team server's hiccup must not fail them).
+# The reachability check must answer fast, so MLflow's retries are off for it alone. The
+# uploads after it retry (a team server's hiccup must not fail a finished training), but a
+# few times over seconds, not MLflow's default of 7 times over minutes per request (a server
+# that is gone would keep a sweep waiting for many minutes). The user's settings win.
 CHECK_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+UPLOAD_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+              "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
 
 
 def tracking_uri(params: DictConfig) -> str:
@@ -73,7 +77,34 @@ def connect(params: DictConfig) -> str:
             mlflow.search_experiments(max_results=1)
     except Exception as err:  # any failure here means: no usable store
         raise unavailable(uri, origin_of(params), err) from None
+    for key, value in UPLOAD_ENV.items():
+        os.environ.setdefault(key, value)
     return uri
+
+
+def ping(configured: str | None) -> None:
+    """Does the tracking server answer? For an http(s) store only, without importing MLflow
+    (~3 s): the `check` stage asks before DVC removes the outputs of stages that would log
+    there. (An embedded sqlite store needs no server.)"""
+    import urllib.error
+    import urllib.request
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured
+    if not uri or not uri.startswith(("http://", "https://")):
+        return
+    origin = ("MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI")
+              else "tracking.uri in params.yaml")
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:
+            if response.status == 200:
+                return
+            problem: Exception = RuntimeError(f"error code {response.status}")
+    except urllib.error.HTTPError as err:
+        body = err.read()[:300].decode(errors="replace")
+        problem = RuntimeError(f"error code {err.code} {body}")
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        problem = err
+    raise unavailable(uri, origin, problem)
 
 
 def origin_of(params: DictConfig) -> str:

@@ -46,7 +46,7 @@ def train(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> dict[
     if banner:
         log.warning("%s", banner)
 
-    key = training_key(params, name, manifest)
+    key = training_key(params, name, manifest, "pipeline.train")  # not __name__: __main__
     pending = layout.pending_dir(out_dir.parent, out_dir.name)
     model, history, summary = _kept(pending, key) or _fit(name, params, prepared, manifest,
                                                           pending, key)

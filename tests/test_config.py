@@ -160,6 +160,25 @@ CASES = [
      "datasets.mnist.source.files[0].name", "plain file name"),
     ("tracking URI without a scheme", _set("tracking.uri", "localhost:5000"), "tracking.uri",
      "http://host:5000"),
+    # types, strictly (OmegaConf would turn "5" into 5; DVC would not)
+    ("a number written as text", _set("models.mnist_dense.epochs", "5"),
+     "models.mnist_dense.epochs", "without quotes"),
+    ("a float for a count", _set("models.mnist_dense.batch_size", 128.0),
+     "models.mnist_dense.batch_size", "whole number"),
+    ("a number for a boolean", _set("datasets.mnist.split.shuffle", 2),
+     "datasets.mnist.split.shuffle", "true or false"),
+    ("a list for a mapping", _set("models.boston_housing_dense.kfold", [4, 100]),
+     "models.boston_housing_dense.kfold", "a mapping"),
+    ("a mapping for a list", _set(f"{M}.layers", {"type": "Dense"}), f"{M}.layers", "a list"),
+    ("an empty class name", _set("datasets.mnist.classes.0", None), "datasets.mnist.classes[0]",
+     "expected text"),
+    ("a learning rate that can only diverge", _set(f"{M}.optimizer.learning_rate", 1e300),
+     f"{M}.optimizer.learning_rate", "up to 10"),
+    ("NaN in an optimizer argument", _set(f"{M}.optimizer.weight_decay", float("nan")),
+     f"{M}.optimizer.weight_decay", "finite"),
+    ("a bundled file outside the package", _set(
+        "datasets.mnist.source.fallback.options.file", "../../../../etc/passwd"),
+     "datasets.mnist.source.fallback.options.file", "plain file name"),
     # names are entry names, never paths or shell words
     ("path-like dataset key", _rename("datasets", "imdb", "../../evil"),
      "datasets.../../evil", "entry name"),
@@ -180,6 +199,33 @@ def test_mistakes_fail_with_the_key_expected_value_and_fix(what, edit, key, says
     assert message.startswith(f"params.yaml: {key}:"), message
     assert says in message, message
     assert "expected" in message and "Fix:" in message and "\n" not in message
+
+
+READ_AS_DVC = [
+    ("classes: [negative, positive]", "classes: [no, yes]", "datasets.imdb.classes[0]",
+     "reads False here but DVC (YAML 1.2) reads 'no'"),
+    ("    epochs: 5\n", "    epochs: 010\n", "models.mnist_dense.epochs", "reads 8"),
+    ("    epochs: 5\n", "    epochs: 1:30\n", "models.mnist_dense.epochs", "reads 90"),
+    ("    epochs: 5\n", "    epochs: ${models.imdb_dense.epochs}\n", "models.mnist_dense.epochs",
+     "interpolation"),
+    ("seed: 42", "seed: ${oc.env:SEED,42}", "seed", "interpolation"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "key", "says"), READ_AS_DVC,
+                         ids=[c[1].strip() for c in READ_AS_DVC])
+def test_params_are_read_as_dvc_reads_them(tmp_path, old, new, key, says):
+    """The pipeline (YAML 1.1, OmegaConf) and DVC (YAML 1.2) must see the same settings, or
+    DVC would rerun (or not) on values the pipeline doesn't use."""
+    text = (ROOT / "params.yaml").read_text()
+    assert old in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    line = locate(path.read_text(), key)
+    message = str(err.value)
+    assert message.startswith(f"{path}:{line}: {key}: ") and says in message, message
 
 
 def test_unknown_dataset_and_model_list_the_known_ones():

@@ -4,6 +4,7 @@ and `dvc exp run -S` gives the same result as the equivalent sweep override."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -169,8 +170,8 @@ def test_grid_sweep_tracks_parent_and_children_and_matches_dvc_exp_run(project):
     exp = subprocess.run(["dvc", "exp", "run", "-S", f"{LR}=0.01", f"train@{MODEL}"], cwd=path,
                          env={**env, **GIT_USER}, capture_output=True, text=True, timeout=600)
     assert exp.returncode == 0, exp.stdout + exp.stderr
-    history = json.loads((path / "models" / MODEL / "history.json").read_text())
-    assert max(history["val_accuracy"]) == trial.data.metrics["objective"]
+    summary = json.loads((path / "models" / MODEL / "summary.json").read_text())
+    assert summary["val_accuracy"] == trial.data.metrics["objective"]  # the saved model's
 
     # Promote writes the best trial's values into params.yaml; `dvc repro` reproduces it.
     subprocess.run(["git", "checkout", "params.yaml"], cwd=path, check=True)
@@ -185,8 +186,8 @@ def test_grid_sweep_tracks_parent_and_children_and_matches_dvc_exp_run(project):
                               capture_output=True, text=True).stdout
     assert git_diff.split()[:2] == (["1", "1"] if best_lr != "0.001" else [])
     output, _ = repro(path, env, f"train@{MODEL}")
-    history = json.loads((path / "models" / MODEL / "history.json").read_text())
-    assert max(history["val_accuracy"]) == best.data.metrics["objective"]
+    summary = json.loads((path / "models" / MODEL / "summary.json").read_text())
+    assert summary["val_accuracy"] == best.data.metrics["objective"]
 
 
 @pytest.mark.slow  # the joblib launcher also runs in the Optuna test below
@@ -196,6 +197,14 @@ def test_grid_sweep_with_the_joblib_launcher(project):
     check_sweep_record(project, "JoblibLauncher", ["0.002", "0.02"])
     trial = json.loads(next(project[0].glob("sweeps/*/1/trial.json")).read_text())
     assert trial["value"] >= 0
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"  # a zombie has exited; only its parent hasn't reaped it
 
 
 def test_optuna_sweep_on_joblib_resumes_after_being_killed(project):
@@ -211,8 +220,24 @@ def test_optuna_sweep_on_joblib_resumes_after_being_killed(project):
     while not all((path / f"sweeps/optuna/{n}/trial.json").exists() for n in (0, 1)):
         assert first.poll() is None and time.time() < deadline, first.stdout.read().decode()
         time.sleep(0.2)
-    os.killpg(first.pid, signal.SIGKILL)  # the worst interruption: no cleanup at all
+    client = store(project)
+    experiment = client.get_experiment_by_name("fashion_mnist").experiment_id
+    training: set[int] = set()
+    while not training:  # kill it while the third trial trains in a worker
+        assert first.poll() is None and time.time() < deadline, first.stdout.read().decode()
+        training = {int(r.data.tags["pipeline.pid"]) for r in client.search_runs(
+            [experiment], "tags.`sweep.role` = 'trial' and attributes.status = 'RUNNING'")}
+        time.sleep(0.2)
+    assert first.pid not in training  # a worker's
+    os.kill(first.pid, signal.SIGKILL)  # the worst interruption: no cleanup at all
     first.wait()
+    deadline = time.time() + 60  # a worker doesn't train on for a sweep that is gone
+    while [p for p in training if alive(p)] and time.time() < deadline:
+        time.sleep(0.5)
+    left = [p for p in training if alive(p)]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(first.pid, signal.SIGKILL)  # idle pool processes (they'd time out later)
+    assert not left, f"workers of the killed sweep still training: {left}"
     done = {n: json.loads((path / f"sweeps/optuna/{n}/trial.json").read_text())
             for n in (0, 1)}
 

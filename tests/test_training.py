@@ -136,7 +136,7 @@ def test_nan_loss_fails_and_saves_nothing(workspace):
     from pipeline.training import TrainingFailed
 
     raw = copy.deepcopy(workspace["raw"])
-    raw["models"]["boston_housing_dense"]["optimizer"]["learning_rate"] = 1e30
+    raw["models"]["boston_housing_dense"]["optimizer"] = {"type": "sgd", "learning_rate": 10.0}
     out = workspace["root"] / "nan_model"
     with pytest.raises(TrainingFailed, match=r"NaN.*models\.boston_housing_dense\.optimizer"):
         train("boston_housing_dense", compose(raw), workspace["data"], out)
@@ -292,7 +292,7 @@ def test_predict_errors_name_the_problem(workspace, tmp_path):
     good.write_text("[[1, 2, 3]]")
     with pytest.raises(DataError, match=r"'0123abc' is not an MLflow run id.*Fix"):
         predict("imdb", good, params, "0123abc", data)
-    with pytest.raises(DataError, match=r"no model at runs:/0{32}/model.*Fix"):
+    with pytest.raises(DataError, match=r"no Keras model at runs:/0{32}/model.*Fix"):
         predict("imdb", good, params, "0" * 32, data)
     with pytest.raises(ConfigError, match="unknown dataset"):
         predict("imbd", good, params, None, data)
@@ -424,19 +424,21 @@ def test_a_failed_stage_ends_its_run_failed_with_the_reason(workspace, monkeypat
 
 def test_no_retries_only_for_the_reachability_check(workspace, monkeypatch):
     """MLflow's retries are off while connect() checks the store (fast failure), and on again
-    for every upload after it (a team server's hiccup must not fail a long training)."""
+    for every upload after it (a team server's hiccup must not fail a long training), a few
+    times over seconds (not 7 times over minutes)."""
     import os
 
     from pipeline import tracking
 
-    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    for key in tracking.UPLOAD_ENV:
+        monkeypatch.delenv(key, raising=False)
     seen = []
     real = mlflow.search_experiments
     monkeypatch.setattr(mlflow, "search_experiments", lambda **kw: (
         seen.append(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES")), real(**kw))[1])
     tracking.connect(workspace["params"])
     assert seen == ["0"]
-    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
 
 
 def test_the_registry_fails_loudly_on_anything_but_not_found(workspace, monkeypatch):
@@ -485,6 +487,10 @@ PREDICT_CASES = [
     ("boston_housing", "short.csv", "1,2,3\n", "holds rows of 3 numbers"),
     ("boston_housing", "words.csv", "a,b,c\n", "not a table of numbers"),
     ("boston_housing", "empty.csv", "", "holds no rows"),
+    ("boston_housing", "huge.csv", ",".join(["1e308"] * 13) + "\n",
+     "row 0 is out of range once preprocessed"),
+    ("fashion_mnist", "lies.npy", b"\x93NUMPY\x01\x00v\x00{'descr': '|u1', 'fortran_order': "
+     b"False, 'shape': (1000000000, 28, 28), }" + b" " * 48 + b"\n", "not a readable .npy"),
 ]
 
 
@@ -523,3 +529,24 @@ def test_predict_reads_word_indices_beyond_the_vocabulary_as_keras_does(workspac
         a = read_inputs(inside, params.datasets.imdb, manifest)
         b = read_inputs(outside, params.datasets.imdb, manifest)
     assert (a != b).nnz == 0  # 99999 is read as the OOV index 2
+
+
+def test_predict_refuses_a_run_of_another_dataset_or_kind(workspace, tmp_path):
+    """--run must name a Keras model of this dataset: another dataset's model would answer
+    with the wrong classes, a baseline's isn't a Keras model."""
+    from pipeline.predict import predict
+    from pipeline.train import train
+
+    params, data, root = workspace["params"], workspace["data"], workspace["root"]
+    train("imdb_dense", params, data, root / "models" / "other_kind")
+    imdb_run = json.loads((root / "models" / "other_kind" / "run.json").read_text())["run_id"]
+    house = tmp_path / "house.csv"
+    house.write_text(",".join(["1"] * 13) + "\n")
+    with pytest.raises(DataError, match=f"run {imdb_run} holds a model of imdb, not of "
+                       "boston_housing"):
+        predict("boston_housing", house, params, imdb_run, data)
+    baseline_run = json.loads((root / "results" / "imdb" / "baseline" / "run.json").read_text())
+    reviews = tmp_path / "r.json"
+    reviews.write_text("[[1, 2, 3]]")
+    with pytest.raises(DataError, match=r"no Keras model at runs:/.*Fix: pass the run id"):
+        predict("imdb", reviews, params, baseline_run["run_id"], data)

@@ -168,3 +168,36 @@ def test_a_killed_stage_leaves_nothing_that_the_next_run_keeps(project):
     assert "train@imdb_dense" in ran(output)
     assert not any(p.exists() for p in left)
     assert not list(pending.glob("*")) and (path / "models" / "imdb_dense" / "run.json").is_file()
+
+
+def test_a_killed_dvc_takes_its_stage_with_it(project):
+    """`kill <dvc pid>` (SIGTERM to DVC alone, as a CI runner or a supervisor sends it): the
+    stage it ran stops too, cleans up, and never finishes a training nobody records."""
+    path, env = project
+    edited(path, lambda p: p["models"]["imdb_dense"].update(epochs=400, early_stopping=None))
+    process = subprocess.Popen(["dvc", "repro", "train@imdb_dense"], cwd=path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    pending = path / "models" / ".pending"
+    deadline = time.monotonic() + 180
+    while not list(pending.glob(".imdb_dense.tmp-*/checkpoint.keras")):
+        assert process.poll() is None and time.monotonic() < deadline, "training never began"
+        time.sleep(0.2)
+    stage = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+             and "-m pipeline.train imdb_dense" in _cmdline(p)]
+    assert stage
+    process.send_signal(signal.SIGTERM)  # DVC only, not its process group
+    process.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while [pid for pid in stage if Path(f"/proc/{pid}").exists()]:
+        assert time.monotonic() < deadline, "the stage went on after DVC was killed"
+        time.sleep(0.2)
+    assert not list(pending.glob(".imdb_dense.tmp-*")) and not (
+        path / "models" / "imdb_dense").exists()
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
