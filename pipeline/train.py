@@ -23,7 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from pipeline import layout, metrics
+from pipeline import layout
 from pipeline.config import load_params, model_config
 from pipeline.console import run_stage, source_banner
 from pipeline.errors import TrackingUnavailable
@@ -62,10 +62,11 @@ def train(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> dict[
     write_json(pending / layout.RUN_FILE, {"run_id": run_id,
                                            "tracking_uri": tracking.tracking_uri(params)})
     replace_dir(pending, out_dir)
-    best = {k: round(metrics.best(k, v), 4) for k, v in history.items()
-            if k.startswith("val_") and metrics.is_known(k)}
-    log.info("train %s: %d epochs in %.1fs, best %s (%s data)", name, summary["epochs"],
-             summary["train_seconds"], best or "-", manifest["source"]["kind"])
+    scores = {k: round(v, 4) for k, v in summary.items()  # the saved model's, or K-fold's
+              if k.startswith("val_") or (k.startswith("kfold_val_") and k.endswith("_mean"))}
+    log.info("train %s: %d epochs in %.1fs, %s (%s data)", name, summary["epochs"],
+             summary["train_seconds"], ", ".join(f"{k}={v}" for k, v in sorted(scores.items()))
+             or "no validation figure", manifest["source"]["kind"])
     return summary
 
 
