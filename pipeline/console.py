@@ -45,6 +45,9 @@ def setup_logging() -> None:
     # A store going away mid-run: urllib3 prints each retry and MLflow the SQL behind an
     # error; the stage's own one-line error says what happened and what to do.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+    # "N out of the last N calls ... triggered tf.function retracing": every check's dry run
+    # and every trial builds a new model, which is what retracing means here
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def source_banner(dataset: str, source: dict) -> str | None:
@@ -74,13 +77,32 @@ class Interrupted(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: cleanup code runs, MLflow runs end KILLED."""
 
 
+_received: list[str] = []  # the signals that stopped this process
+
+
 def _terminate(signum: int, frame: object) -> None:
-    raise Interrupted(signal.Signals(signum).name)
+    _received.append(signal.Signals(signum).name)
+    raise Interrupted(_received[-1])
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    _received.append("SIGINT")
+    raise KeyboardInterrupt
 
 
 def handle_sigterm() -> None:
-    """SIGTERM raises Interrupted (a KeyboardInterrupt): cleanup runs, runs end KILLED."""
+    """SIGTERM raises Interrupted (a KeyboardInterrupt): cleanup runs, runs end KILLED.
+    Both it and Ctrl-C are remembered, because a library may turn the exception it raised
+    into another error on its way out (TensorFlow does) and a stop is never a failure."""
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _interrupt)
+
+
+def interrupted(err: BaseException | None = None) -> str | None:
+    """What stopped this process ("SIGTERM", "SIGINT"), if a signal or `err` did."""
+    if _received:
+        return _received[-1]
+    return "SIGINT" if isinstance(err, KeyboardInterrupt) else None
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -121,17 +143,19 @@ def run_stage(main: Callable[[], None], params: Path | str | None = None) -> Non
         if os.environ.get("DVC_STAGE"):  # run by `dvc repro`: die with it
             die_with_parent()
         main()
-    except PipelineError as err:
-        if isinstance(err, ConfigError) and err.key:
-            err.located(where(params, err.key) if params else None)
-        log.error("ERROR %s", error_line(err), exc_info=debug)
-        sys.exit(1)
-    except KeyboardInterrupt as err:
-        why = f"stopped by {err}" if isinstance(err, Interrupted) else "interrupted"
-        log.error("ERROR %s; nothing half-done was kept. Fix: rerun the same command", why,
-                  exc_info=debug)
-        sys.exit(130)
-    except Exception as err:
+    except BaseException as err:
+        if isinstance(err, SystemExit):
+            raise
+        if isinstance(err, KeyboardInterrupt) or interrupted():  # whatever it became
+            why = err if isinstance(err, Interrupted) else interrupted(err)
+            log.error("ERROR stopped by %s; nothing half-done was kept. Fix: rerun the same "
+                      "command", why, exc_info=debug)
+            sys.exit(130)
+        if isinstance(err, PipelineError):
+            if isinstance(err, ConfigError) and err.key:
+                err.located(where(params, err.key) if params else None)
+            log.error("ERROR %s", error_line(err), exc_info=debug)
+            sys.exit(1)
         stage = os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem
         log.error("ERROR %s: unexpected %s: %s. This is a bug in the pipeline. Fix: rerun with "
                   "%s=1 to see the traceback, and report it", stage, type(err).__name__,

@@ -190,7 +190,9 @@ def log_evaluation(run_id: str, metrics: dict[str, Any], plots: Path) -> None:
     from pipeline import tracking
 
     client = mlflow.MlflowClient()
-    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    # the test figures: the rest (epochs) the training run logged already
+    scalars = {k: v for k, v in metrics.items()
+               if k.startswith("test_") and isinstance(v, (int, float))}
     for cls, values in metrics.get("per_class", {}).items():
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in cls)
         scalars.update({f"test_{k.replace('-', '_')}_{safe}": v for k, v in values.items()

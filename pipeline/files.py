@@ -58,7 +58,17 @@ def process_gone(host: str, pid: int) -> bool:
         return True
     except PermissionError:  # alive, another user's
         return False
-    return False
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that exited but was never reaped (its parent died, and a container's init
+    may never reap it) still answers `kill(pid, 0)`; Linux shows it as state Z or X."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS), or it just went
+        return False
+    return stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"])
 
 
 def clean_stale(final: Path) -> list[Path]:
@@ -66,7 +76,7 @@ def clean_stale(final: Path) -> list[Path]:
     final = Path(final)
     pattern = re.compile(rf"\.{re.escape(final.name)}\.({'|'.join(TEMP_KINDS)})-(.+)-(\d+)-.*")
     removed = []
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # nothing beside it
         for path in final.parent.iterdir():
             match = pattern.fullmatch(path.name)
             if not match:

@@ -190,7 +190,8 @@ class SweepTracking(Callback):
         os.environ[TOTAL_ENV] = str(total)  # for the trials' "trial 3/8" lines
         os.environ[MAIN_PID_ENV] = str(os.getpid())  # trials in other processes: workers
         for trial_dir in Path(config.hydra.sweep.dir).parent.glob("*/*"):
-            clean_stale(trial_dir / "scratch")  # what killed trials left in earlier sweeps
+            if trial_dir.is_dir():  # not a sweep's multirun.yaml
+                clean_stale(trial_dir / "scratch")  # what killed trials left in earlier sweeps
         log.info("sweep %s on %s: %d trials, %s, %s launcher, objective %s (%s); MLflow "
                  "experiment '%s', parent run %s", plan.model, plan.dataset, total, sweeper,
                  launcher, plan.objective, plan.direction, plan.dataset, self.parent_id)

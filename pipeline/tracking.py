@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import re
 import subprocess
@@ -201,6 +202,23 @@ def log_metric_series(
         client.log_batch(run_id, metrics=items[start : start + 1000])
 
 
+def log_training(client, run_id: str, history: Mapping[str, list[float]],
+                 summary: Mapping[str, object], extra: Mapping[str, float] | None = None) -> None:
+    """A training's figures: each epoch at its step, then the summary's scalars at step 0.
+    A figure of the saved model that is also an epoch series (`val_loss` after early
+    stopping restored an earlier epoch) goes one step past the last epoch, as MLflow's
+    Keras autologging logs restored weights, so the run's latest value is the saved model's
+    and every series keeps one point per step."""
+    epochs = len(history.get("loss", []))
+    series = [(epoch, {k: v[epoch] for k, v in history.items()}) for epoch in range(epochs)]
+    scalars = {k: float(v) for k, v in summary.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    saved = {k: scalars.pop(k) for k in list(scalars) if k in history}
+    if any(not math.isclose(v, history[k][-1], rel_tol=1e-6) for k, v in saved.items()):
+        series.append((epochs, saved))
+    log_metric_series(client, run_id, [*series, (0, {**scalars, **(extra or {})})])
+
+
 def log_keras_model(model, signature, input_example, artifact_path: str = "model") -> None:
     """Log a Keras model as an MLflow model, with its signature and input example.
 
@@ -305,9 +323,9 @@ def end_failed(client, run_id: str, error: BaseException) -> str:
     """End a run as FAILED, with the error line as its `pipeline.error` tag, or as KILLED
     (Ctrl-C, SIGTERM). Errors doing so are swallowed: the store may be what failed, and the
     caller re-raises the real error."""
-    from pipeline.console import error_line
+    from pipeline.console import error_line, interrupted
 
-    status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+    status = "KILLED" if interrupted(error) else "FAILED"
     with contextlib.suppress(Exception):
         client.set_tag(run_id, "pipeline.error", ("interrupted: " if status == "KILLED" else "")
                        + (error_line(error) or type(error).__name__)[:4000])

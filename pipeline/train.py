@@ -113,13 +113,7 @@ def log_training_run(name, params, cfg, manifest, model, history, summary, x_tra
         client = mlflow.MlflowClient()
         tracking.log_params(client, run.info.run_id,
                             tracking.flatten(tracking.run_config(params, name)))
-        epochs = len(history["loss"])
-        tracking.log_metric_series(client, run.info.run_id, [
-            (epoch, {key: values[epoch] for key, values in history.items()})
-            for epoch in range(epochs)
-        ])
-        scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float))}
-        tracking.log_metrics(client, run.info.run_id, scalars)
+        tracking.log_training(client, run.info.run_id, history, summary)
         example = dense(x_train[:3])
         signature = infer_signature(example, model.predict(example, verbose=0))
         tracking.log_keras_model(model, signature, example)

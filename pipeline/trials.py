@@ -47,7 +47,6 @@ def prepare_tensorflow(options: DictConfig) -> None:
             threads = max(1, (os.cpu_count() or 1) // options.parallel_trials)
     import tensorflow as tf
 
-    tf.get_logger().setLevel(logging.ERROR)  # "retracing" notes: each trial builds a new model
     if threads is None:
         return
     try:
@@ -140,21 +139,15 @@ def run_trial(cfg: DictConfig) -> float:
         value = objective_value(plan, history, summary)
         tracking.log_params(client, run_id,
                             tracking.flatten(tracking.run_config(params, plan.model)))
-        tracking.log_metric_series(client, run_id, [
-            (epoch, {k: v[epoch] for k, v in history.items()})
-            for epoch in range(len(history.get("loss", [])))])
-        scalars = {k: v for k, v in summary.items() if isinstance(v, (int, float))}
-        tracking.log_metrics(client, run_id, {**scalars, "objective": value})
+        tracking.log_training(client, run_id, history, summary, {"objective": value})
         client.set_terminated(run_id, "FINISHED")
-    except KeyboardInterrupt as err:
-        tracking.end_failed(client, run_id, err)
-        if worker:  # the sweep is gone: end quietly (the pool would print a traceback)
-            os._exit(143)
-        raise
-    except Exception as err:  # a failed trial is a result of the sweep, not its end
-        tracking.end_failed(client, run_id, err)
-        if not multirun:  # a single run: its failure is the command's
-            raise
+    except BaseException as err:
+        status = tracking.end_failed(client, run_id, err)
+        if status == "KILLED" and worker:  # the sweep is gone: end quietly (the pool
+            os._exit(143)  # would print a traceback)
+        if status == "KILLED" or not multirun or not isinstance(err, Exception):
+            raise  # a single run's failure, or a stop, is the command's
+        # a failed trial is a result of the sweep, not its end
         worst = -math.inf if plan.higher else math.inf
         log.info("%s: %s -> FAILED: %s (run %s)", label, shown(plan, swept), error_line(err),
                  run_id)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import yaml
 from conftest import ROOT, serve_all, tiny_params
-from helpers.project import make_project, ran, repro, write_params
+from helpers.project import make_project, ran, repro
+
+from pipeline.scaffold import write_params
 
 DATASETS = {"mnist", "fashion_mnist", "imdb", "reuters", "boston_housing"}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,29 @@ def test_atomic_dir_removes_what_a_killed_writer_left(tmp_path):
     with files.atomic_dir(final):
         pass
     assert not elsewhere.exists()
+
+
+def test_an_exited_but_unreaped_writer_counts_as_gone(tmp_path):
+    """A writer that died after its parent (DVC) was killed may stay a zombie forever when
+    the container's init doesn't reap it: its temp files are still cleaned."""
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    try:
+        assert files.process_gone(files.HOST, zombie.pid)
+        left = leftover(tmp_path / "out", "tmp", zombie.pid)
+        assert files.clean_stale(tmp_path / "out") == [left] and not left.exists()
+    finally:
+        zombie.wait()
+    assert not files.process_gone(files.HOST, os.getppid())
+
+
+def test_nothing_to_clean_beside_a_path_under_a_file(tmp_path):
+    (tmp_path / "multirun.yaml").write_text("a sweep's record, not a folder")
+    assert files.clean_stale(tmp_path / "multirun.yaml" / "scratch") == []
+    assert files.clean_stale(tmp_path / "missing" / "scratch") == []
 
 
 def test_atomic_file_and_download_parts_are_cleaned_too(tmp_path):

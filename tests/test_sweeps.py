@@ -25,6 +25,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from pipeline.errors import ConfigError
+from pipeline.files import HOST, process_gone
 from pipeline.sweep import register_params
 from pipeline.sweep_plan import CONF, check_sweep, make_plan, param_overrides, params_of, parse
 
@@ -199,14 +200,6 @@ def test_grid_sweep_with_the_joblib_launcher(project):
     assert trial["value"] >= 0
 
 
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"  # a zombie has exited; only its parent hasn't reaped it
-
-
 def test_optuna_sweep_on_joblib_resumes_after_being_killed(project):
     """Optuna asks 2 trials at a time, run by 2 joblib workers; the sweep is killed after the
     first pair, then the same command reuses them and runs only the third."""
@@ -232,9 +225,9 @@ def test_optuna_sweep_on_joblib_resumes_after_being_killed(project):
     os.kill(first.pid, signal.SIGKILL)  # the worst interruption: no cleanup at all
     first.wait()
     deadline = time.time() + 60  # a worker doesn't train on for a sweep that is gone
-    while [p for p in training if alive(p)] and time.time() < deadline:
+    while [p for p in training if not process_gone(HOST, p)] and time.time() < deadline:
         time.sleep(0.5)
-    left = [p for p in training if alive(p)]
+    left = [p for p in training if not process_gone(HOST, p)]
     with contextlib.suppress(ProcessLookupError):
         os.killpg(first.pid, signal.SIGKILL)  # idle pool processes (they'd time out later)
     assert not left, f"workers of the killed sweep still training: {left}"
@@ -244,6 +237,7 @@ def test_optuna_sweep_on_joblib_resumes_after_being_killed(project):
     result = sweep(project, *args)
     output = result.stdout + result.stderr
     assert "resuming sweep" in output
+    assert "retracing" not in output  # TensorFlow's notes on each new model: not for users
     for n, trial in done.items():  # the same trials proposed again, and not retrained
         assert f"trial {n}/3: " in output
         assert "reused" in output.split(f"trial {n}/3: ")[1].splitlines()[0]
@@ -356,8 +350,17 @@ def parents(project) -> list:
      f"ERROR sweep: {LR}=tag(log, interval(0.01, 0.001)): the interval runs from 0.01 down"),
     (["search_space=fashion_mnist_dense", "hydra.sweeper.n_trials=0"],
      "ERROR hydra.sweeper.n_trials: 0; expected 1 or more"),
+    ([f"models.{MODEL}.epochs=glob(*)"], f"ERROR sweep: models.{MODEL}.epochs=glob(*): glob() "
+     "picks config group options"),
+    (["launcher=joblib", "hydra.launcher.n_jobs=0", f"{LR}=0.01,0.1"],
+     "ERROR hydra.launcher.n_jobs: 0; expected a number of workers"),
+    (["launcher=ray", "hydra.launcher.ray.init.address=127.0.0.1:1", f"{LR}=0.01,0.1"],
+     "ERROR hydra.launcher.ray.init.address: no Ray cluster answers at 127.0.0.1:1"),
+    ([f"{LR}=0.0,0.1"], f"ERROR sweep: {LR}=0.0: models.{MODEL}.optimizer.learning_rate: 0.0 "
+     "is not a learning rate"),
 ], ids=["loss typo in a choice", "unknown key", "unknown search space", "unknown launcher",
-        "reversed interval", "no trials"])
+        "reversed interval", "no trials", "glob", "no workers", "no Ray cluster",
+        "a bad first value names the override"])
 def test_a_bad_value_stops_the_sweep_in_one_line_before_any_run(project, args, says):
     before = len(parents(project))
     result = sweep(project, *args, check=False)
@@ -369,7 +372,7 @@ def test_a_bad_value_stops_the_sweep_in_one_line_before_any_run(project, args, s
 
 
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(project):
-    """A NaN loss at a huge learning rate is a sweep's result, not its end; a parent left
+    """A NaN loss (exponential units at lr 1.0) is a sweep's result, not its end; a parent left
     RUNNING by a killed sweep is ended when the next sweep of the model starts; after a
     change to the training code, no trial of the old code is reused."""
     from pipeline import tracking
@@ -384,7 +387,9 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(project):
         tracking.STEP_TAG: f"sweep@{MODEL}", "sweep.role": "parent", "sweep.model": MODEL,
         "pipeline.host": HOST, "pipeline.pid": str(dead.pid)}).info.run_id
 
-    args = [f"{LR}=0.001,1e30", "hydra.sweep.dir=sweeps/failing"]
+    # lr 1.0 is a valid setting, but exponential hidden units overflow at once: a NaN loss
+    args = [f"models.{MODEL}.layers.1.activation=exponential", f"{LR}=0.001,1.0",
+            "hydra.sweep.dir=sweeps/failing"]
     first = sweep(project, *args)
     output = first.stdout + first.stderr
     result_parent = max(parents(project), key=lambda r: r.info.start_time)
@@ -408,3 +413,20 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(project):
     assert "reused" not in text and "resuming" not in text
     newest = max(parents(project), key=lambda r: r.info.start_time)
     assert newest.info.run_id != result_parent.info.run_id
+
+
+def test_promote_writes_values_in_place_and_refuses_what_it_cannot():
+    """A flow mapping replaced whole (`early_stopping=null`), values inside flow mappings,
+    and one line instead of a broken params.yaml for a key the file doesn't have."""
+    import difflib
+
+    from pipeline.promote import apply_overrides
+
+    text = (ROOT / "params.yaml").read_text()
+    after = apply_overrides(text, [f"models.{MODEL}.early_stopping=null", f"{LR}=0.01"])
+    changed = [line for line in difflib.ndiff(text.splitlines(), after.splitlines())
+               if line.startswith("+ ")]
+    assert changed == ["+     optimizer: {type: adam, learning_rate: 0.01}",
+                       "+     early_stopping: null"], changed
+    with pytest.raises(ConfigError, match=r"momentum is not in params\.yaml.*by hand"):
+        apply_overrides(text, [f"++models.{MODEL}.optimizer.momentum=0.1"])

@@ -550,3 +550,63 @@ def test_predict_refuses_a_run_of_another_dataset_or_kind(workspace, tmp_path):
     reviews.write_text("[[1, 2, 3]]")
     with pytest.raises(DataError, match=r"no Keras model at runs:/.*Fix: pass the run id"):
         predict("imdb", reviews, params, baseline_run["run_id"], data)
+
+
+STOPPED_INSIDE_A_LIBRARY = """
+import sys, time
+from pipeline.console import run_stage
+
+def main():
+    from pipeline import tracking
+    with tracking.live_run("imdb", "train@stopped", "stopped", {}) as run:
+        print(run.info.run_id, flush=True)
+        try:
+            time.sleep(120)
+        except KeyboardInterrupt:  # what TensorFlow's own cleanup can do with a stop
+            raise AssertionError("a library's cleanup turned the stop into this") from None
+
+run_stage(main)
+"""
+
+
+def test_a_stop_a_library_turned_into_another_error_still_ends_killed(workspace):
+    """SIGTERM inside a library whose cleanup raises its own error: the run ends KILLED and
+    the line says what stopped it, not 'a bug in the pipeline'."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": workspace["raw"]["tracking"]["uri"],
+           "PYTHONPATH": str(Path(__file__).parents[1])}
+    process = subprocess.Popen([sys.executable, "-c", STOPPED_INSIDE_A_LIBRARY], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_id = process.stdout.readline().strip()
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines() == ["ERROR stopped by SIGTERM; nothing half-done was kept. "
+                                        "Fix: rerun the same command"]
+    run = mlflow.MlflowClient().get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["pipeline.error"].startswith("interrupted: ")
+
+
+@pytest.mark.parametrize(("saved", "steps"), [(0.40, [0, 1, 2, 3]), (0.45, [0, 1, 2])],
+                         ids=["an earlier epoch restored", "the last epoch kept"])
+def test_the_runs_latest_value_is_the_saved_models(workspace, saved, steps):
+    """Early stopping restored epoch 1: its figures are logged one step past the last epoch
+    (as MLflow's Keras autologging does), so the run's val_loss is the saved model's."""
+    from pipeline import tracking
+
+    client = mlflow.MlflowClient()
+    run_id = client.create_run(tracking.experiment_id(client, "imdb")).info.run_id
+    history = {"loss": [0.6, 0.5, 0.4], "val_loss": [0.5, 0.40, 0.45]}
+    tracking.log_training(client, run_id, history, {"val_loss": saved, "epochs": 3},
+                          {"objective": saved})
+    client.set_terminated(run_id)
+    run = client.get_run(run_id)
+    assert [m.step for m in client.get_metric_history(run_id, "val_loss")] == steps
+    assert run.data.metrics["val_loss"] == saved
+    assert run.data.metrics["epochs"] == 3 and run.data.metrics["objective"] == saved
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [0, 1, 2]

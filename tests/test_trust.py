@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers.project import dvc, ran, snapshot, write_params
+from helpers.project import dvc, ran, snapshot
 
 from pipeline.config import locate
+from pipeline.files import HOST, process_gone
+from pipeline.scaffold import write_params
 
 OUTPUTS = ("data", "models", "results")
 
@@ -189,7 +191,7 @@ def test_a_killed_dvc_takes_its_stage_with_it(project):
     process.send_signal(signal.SIGTERM)  # DVC only, not its process group
     process.wait(timeout=60)
     deadline = time.monotonic() + 30
-    while [pid for pid in stage if Path(f"/proc/{pid}").exists()]:
+    while not all(process_gone(HOST, pid) for pid in stage):  # exited (a zombie counts)
         assert time.monotonic() < deadline, "the stage went on after DVC was killed"
         time.sleep(0.2)
     assert not list(pending.glob(".imdb_dense.tmp-*")) and not (

@@ -11,9 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
+from pipeline.scaffold import scaffold
 
-ROOT = Path(__file__).resolve().parents[2]
 AUDIT = Path(__file__).resolve().parent / "audit"  # sitecustomize: files each stage opens
 GIT_USER = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
             "GIT_COMMITTER_EMAIL": "t@t"}
@@ -36,24 +35,9 @@ def make_project(tmp_path: Path, params: dict, audit_dir: Path | None = None
                  ) -> tuple[Path, dict[str, str]]:
     """tmp_path/project: git + DVC, this repository's pipeline/, conf/ and dvc.yaml, and
     `params`; committed, so `git status` shows what a run leaves behind."""
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copytree(ROOT / "pipeline", project / "pipeline",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "conf", project / "conf")
-    for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
-        shutil.copy(ROOT / name, project / name)
-    write_params(project, params)
     env = project_env(audit_dir)
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"],
-                ["dvc", "config", "core.site_cache_dir", str(tmp_path / "dvc-site")],
-                ["git", "add", "-A"], ["git", "commit", "-qm", "tiny project"]):
-        subprocess.run(cmd, cwd=project, env=env, check=True, capture_output=True, timeout=120)
+    project = scaffold(tmp_path / "project", params, env, site_cache=tmp_path / "dvc-site")
     return project, env
-
-
-def write_params(project: Path, params: dict) -> None:
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def dvc(project: Path, env: dict[str, str], *args: str, check: bool = True,
