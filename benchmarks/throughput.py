@@ -18,8 +18,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from pipeline.arrays import load_split
 from pipeline.config import load_params, model_config
-from pipeline.files import load_split
 from pipeline.layout import read_manifest
 from pipeline.models import build_model
 from pipeline.training import fit_once, seed_everything

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import facts, layout
+from pipeline import cli, facts, layout
+from pipeline.arrays import dense, load_split
 from pipeline.config import dataset_config, load_params
-from pipeline.console import run_stage, source_banner
-from pipeline.files import dense, load_split, write_json
+from pipeline.console import source_banner
+from pipeline.files import write_json
 
 log = logging.getLogger("pipeline.baseline")
 
@@ -116,16 +117,16 @@ def log_baseline_run(name, params, manifest, estimator, x_train, metrics) -> str
     import mlflow
     from mlflow.models import infer_signature
 
-    from pipeline import tracking
+    from pipeline import run_log, tracking
 
     kind = "SGDRegressor" if params.datasets[name].task == "regression" else "SGDClassifier"
-    tags = tracking.run_tags(name, manifest, f"baseline@{name}", f"baseline {kind}")
+    tags = run_log.run_tags(name, manifest, f"baseline@{name}", f"baseline {kind}")
     with tracking.live_run(name, f"baseline@{name}", f"{name} baseline ({kind})", tags) as run:
         client = mlflow.MlflowClient()
         config = {"seed": params.seed, "baseline": params.baseline,
-                  "dataset": tracking.dataset_params(params, name)}
-        tracking.log_params(client, run.info.run_id, tracking.flatten(config))
-        tracking.log_metrics(client, run.info.run_id, metrics)
+                  "dataset": run_log.dataset_params(params, name)}
+        run_log.log_params(client, run.info.run_id, run_log.flatten(config))
+        run_log.log_metrics(client, run.info.run_id, metrics)
         # A run artifact of its own, as the Keras runs have: MLflow 3.17's compare view
         # breaks ("Something went wrong") on a run whose artifact list is empty.
         client.log_text(run.info.run_id, json.dumps(metrics, indent=1, sort_keys=True),
@@ -134,28 +135,22 @@ def log_baseline_run(name, params, manifest, estimator, x_train, metrics) -> str
         mlflow.sklearn.log_model(
             estimator, name="model", input_example=example,
             signature=infer_signature(example, estimator.predict(example)),
-            pip_requirements=tracking.serving_requirements(tracking.SKLEARN_PACKAGES))
+            pip_requirements=run_log.serving_requirements(run_log.SKLEARN_PACKAGES))
         return run.info.run_id
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.baseline",
-        description="Fit and score the linear SGD baseline of one dataset, tracked in MLflow.",
-    )
-    parser.add_argument("dataset", help="a dataset name under `datasets:` in params.yaml")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data-dir", default=str(layout.DATA))
-    parser.add_argument("--out-dir", default=None, help="default: results/<dataset>/baseline")
-    args = parser.parse_args(argv)
+    parser = cli.command("pipeline.baseline", "Fit and score the linear SGD baseline of one "
+                         "dataset, tracked in MLflow.", "dataset",
+                         out="results/<dataset>/baseline")
 
-    def run() -> None:
+    def run(args: argparse.Namespace) -> None:
         params = load_params(args.params)
         dataset_config(params, args.dataset)  # an unknown name fails before it becomes a path
-        out = Path(args.out_dir) if args.out_dir else layout.RESULTS / args.dataset / "baseline"
-        baseline(args.dataset, params, Path(args.data_dir), out)
+        out = args.out_dir or layout.RESULTS / args.dataset / "baseline"
+        baseline(args.dataset, params, args.data_dir, out)
 
-    run_stage(run, params=args.params)
+    cli.run(parser, argv, run)
 
 
 if __name__ == "__main__":

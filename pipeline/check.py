@@ -20,16 +20,14 @@ value in data/probe.json, so its download stage reruns and fetches it.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
 from importlib.metadata import version
 from pathlib import Path
 
-from pipeline import facts, layout, lineage, preflight, tracking, validate
+from pipeline import cli, facts, layout, lineage, preflight, tracking, validate
 from pipeline.config import load_params
-from pipeline.console import run_stage
 from pipeline.files import write_json
 from pipeline.sources import probe
 
@@ -110,17 +108,12 @@ def check(params_path: Path, data_dir: Path, check_file: Path, probe_file: Path)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.check",
-        description="Check every setting in params.yaml (before any stage runs), and whether "
-                    "datasets on stand-in data can get the real data now.",
-    )
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data-dir", default=str(layout.DATA))
-    args = parser.parse_args(argv)
-    data = Path(args.data_dir)
-    run_stage(lambda: check(Path(args.params), data, data / layout.CHECK_FILE.name,
-                            data / layout.PROBE_FILE.name), params=args.params)
+    parser = cli.command("pipeline.check", "Check every setting in params.yaml (before any "
+                         "stage runs), and whether datasets on stand-in data can get the real "
+                         "data now.")
+    cli.run(parser, argv, lambda args: check(args.params, args.data_dir,
+                                             args.data_dir / layout.CHECK_FILE.name,
+                                             args.data_dir / layout.PROBE_FILE.name))
 
 
 if __name__ == "__main__":

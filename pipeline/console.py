@@ -22,7 +22,7 @@ from pipeline.errors import ConfigError, PipelineError
 from pipeline.layout import REAL_SOURCES
 
 QUIET_ENV = {
-    # Libraries' noise off before they are imported (see ../shared/STACK.md).
+    # Libraries' noise off before they are imported (each measured on this stack):
     "TF_CPP_MIN_LOG_LEVEL": "3",  # 1 silences import chatter; 3 also tf.data's bogus E-lines
     "TF_ENABLE_ONEDNN_OPTS": "0",
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -133,7 +133,7 @@ def run_stage(main: Callable[[], None], params: Path | str | None = None) -> Non
     """Run a stage's or command's main(); every failure becomes one ERROR line.
 
     `params`: the params file it read, so a setting's error names its line there."""
-    from pipeline.config import where
+    from pipeline.params_file import where
 
     setup_logging()
     handle_sigterm()

@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.errors import DataError
+from pipeline.errors import BadFile, DataError
 from pipeline.facts import dataset_settings
 from pipeline.features import (
     Features,
@@ -30,7 +30,7 @@ from pipeline.features import (
     take_rows,
     validation_indices,
 )
-from pipeline.files import BadFile, verify_file
+from pipeline.files import verify_file
 from pipeline.formats import load_upstream
 from pipeline.layout import REAL_SOURCES, read_source
 

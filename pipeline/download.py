@@ -15,7 +15,6 @@ rerun only if the bytes actually changed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import shutil
@@ -23,10 +22,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import layout
+from pipeline import cli, layout
 from pipeline.config import dataset_config, load_params
-from pipeline.console import run_stage, source_banner
-from pipeline.files import DataError, atomic_dir, file_hash, write_json
+from pipeline.console import source_banner
+from pipeline.errors import DataError
+from pipeline.files import atomic_dir, file_hash, write_json
 from pipeline.layout import REAL_SOURCES, SOURCE_FILE, read_source, stand_in_fingerprint
 
 log = logging.getLogger("pipeline.download")
@@ -116,17 +116,10 @@ def _describe(record: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.download",
-        description="Fetch one dataset's source files (verified) into data/<dataset>/raw.",
-    )
-    parser.add_argument("dataset", help="a dataset name under `datasets:` in params.yaml")
-    parser.add_argument("--params", default="params.yaml", help="the params file to read")
-    parser.add_argument("--data-dir", default="data", help="root of the stage outputs")
-    args = parser.parse_args(argv)
-    run_stage(lambda: download(args.dataset, load_params(args.params),
-                               layout.raw_dir(Path(args.data_dir), args.dataset)),
-              params=args.params)
+    parser = cli.command("pipeline.download", "Fetch one dataset's source files (verified) "
+                         "into data/<dataset>/raw.", "dataset")
+    cli.run(parser, argv, lambda args: download(args.dataset, load_params(args.params),
+                                                layout.raw_dir(args.data_dir, args.dataset)))
 
 
 if __name__ == "__main__":

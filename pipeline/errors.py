@@ -50,3 +50,8 @@ class DataError(PipelineError, ValueError):
 
 class TrackingUnavailable(PipelineError):
     """The MLflow tracking store did not answer (or stopped answering)."""
+
+
+class BadFile(DataError):
+    """A file that isn't what its format says. The reader can't know where the bytes came
+    from, so the caller adds the fix (fetching a file again helps only if it changes)."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.validate import fail
+from pipeline.rules import fail
 
 
 def as_dict(node: Any) -> dict[str, Any]:

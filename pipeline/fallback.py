@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeline.files import DataError, atomic_file, write_idx_gz, write_npz
+from pipeline.arrays import write_idx_gz, write_npz
+from pipeline.errors import DataError
+from pipeline.files import atomic_file
 
 Arrays = dict[str, np.ndarray]  # x_train/y_train/x_test/y_test, or x/y
 

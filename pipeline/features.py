@@ -17,8 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 from omegaconf import DictConfig
 
-from pipeline.errors import ConfigError
-from pipeline.files import DataError
+from pipeline.errors import ConfigError, DataError
 from pipeline.formats import Sequences
 
 Features = np.ndarray | sp.csr_matrix

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeline.errors import ConfigError
-from pipeline.files import DataError, read_idx_gz, read_npz
+from pipeline.arrays import read_idx_gz, read_npz
+from pipeline.errors import ConfigError, DataError
 
 
 @dataclass

@@ -11,7 +11,6 @@ they go through the same preprocessing as training (chosen by the dataset's
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -19,12 +18,11 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeline import layout
+from pipeline import cli, layout
+from pipeline.arrays import dense
 from pipeline.config import dataset_config, load_params
-from pipeline.console import run_stage
 from pipeline.errors import DataError
 from pipeline.features import Transform
-from pipeline.files import dense
 from pipeline.formats import Sequences
 
 log = logging.getLogger("pipeline.predict")
@@ -212,19 +210,13 @@ def predict(dataset: str, inputs: Path, params: DictConfig, run_id: str | None,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.predict",
-        description=__doc__.split("\n\n")[0] + " Inputs: " + "; ".join(
-            f"{k}: {v}" for k, v in EXPECTED.items()),
-    )
-    parser.add_argument("dataset", help="a dataset name under `datasets:` in params.yaml")
+    parser = cli.command("pipeline.predict", __doc__.split("\n\n")[0] + " Inputs: " + "; ".join(
+        f"{k}: {v}" for k, v in EXPECTED.items()), "dataset")
     parser.add_argument("inputs", type=Path, help="a file of raw inputs (see above)")
     parser.add_argument("--run", default=None, help="an MLflow run id instead of the champion")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data-dir", default=str(layout.DATA))
-    args = parser.parse_args(argv)
-    run_stage(lambda: predict(args.dataset, args.inputs, load_params(args.params), args.run,
-                              Path(args.data_dir)), params=args.params)
+    cli.run(parser, argv, lambda args: predict(args.dataset, args.inputs,
+                                               load_params(args.params), args.run,
+                                               args.data_dir))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ the data card results/<dataset>/data.json (source and rows, committed with the r
 
 from __future__ import annotations
 
-import argparse
 import logging
 import resource
 import time
@@ -18,11 +17,13 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from pipeline import cli
+from pipeline.arrays import save_split
 from pipeline.config import dataset_config, load_params
-from pipeline.console import run_stage, source_banner
+from pipeline.console import source_banner
 from pipeline.dataset import build, read_raw_source
-from pipeline.files import atomic_dir, file_hash, save_split, write_json
-from pipeline.layout import DATA, MANIFEST, RESULTS, data_card, prepared_dir, raw_dir
+from pipeline.files import atomic_dir, file_hash, write_json
+from pipeline.layout import MANIFEST, RESULTS, data_card, prepared_dir, raw_dir
 
 log = logging.getLogger("pipeline.prepare")
 
@@ -61,20 +62,12 @@ def prepare(name: str, params: DictConfig, data_dir: Path,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.prepare",
-        description="Turn one dataset's raw files into checked train/val/test feature splits.",
-    )
-    parser.add_argument("dataset", help="a dataset name under `datasets:` in params.yaml")
-    parser.add_argument("--params", default="params.yaml", help="the params file to read")
-    parser.add_argument("--data-dir", default=str(DATA), help="where data/<dataset> goes")
-    parser.add_argument("--results-dir", default=None,
+    parser = cli.command("pipeline.prepare", "Turn one dataset's raw files into checked "
+                         "train/val/test feature splits.", "dataset")
+    parser.add_argument("--results-dir", type=Path, default=None,
                         help="where results/<dataset>/data.json goes (default: beside data)")
-    args = parser.parse_args(argv)
-    results = Path(args.results_dir) if args.results_dir else None
-    run_stage(lambda: prepare(args.dataset, load_params(args.params), Path(args.data_dir),
-                              results),
-              params=args.params)
+    cli.run(parser, argv, lambda args: prepare(args.dataset, load_params(args.params),
+                                               args.data_dir, args.results_dir))
 
 
 if __name__ == "__main__":

@@ -8,14 +8,12 @@ prints nothing otherwise: the stage logs its own one-line summary at the end.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from typing import IO, Any
 
 import keras
 
-OFF_ENV = "PIPELINE_PROGRESS"  # "off": parallel sweep trials would draw over each other
 BAR_FORMAT = "{desc}: {n_fmt}/{total_fmt} epochs{postfix} |{bar}| {elapsed}<{remaining}"
 
 
@@ -34,8 +32,8 @@ class EpochProgress(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         stream = self._output()
         isatty = getattr(stream, "isatty", None)
-        if not (callable(isatty) and isatty()) or os.environ.get(OFF_ENV) == "off":
-            return  # not a terminal (no carriage returns in logs), or parallel sweep trials
+        if not (callable(isatty) and isatty()):
+            return  # not a terminal: no carriage returns in logs
         from tqdm import tqdm
 
         # A terminal that reports 0 columns (a bare pty) would get an invisible bar: 80 then.

@@ -9,7 +9,6 @@ retrains the model as the pipeline's default and `git diff params.yaml` document
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 import logging
@@ -20,8 +19,8 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
+from pipeline import cli
 from pipeline.config import compose, load_params, model_config
-from pipeline.console import run_stage
 from pipeline.errors import ConfigError, DataError
 from pipeline.files import atomic_file
 
@@ -51,7 +50,7 @@ def hydra_reading(text: str, overrides: list[str]) -> dict:
     from hydra import initialize_config_dir
     from hydra.core.config_store import ConfigStore
 
-    from pipeline.config import TrialConfig
+    from pipeline.schema import TrialConfig
     from pipeline.sweep_plan import CONF, params_of
 
     node = OmegaConf.merge(OmegaConf.structured(TrialConfig), OmegaConf.create(text))
@@ -124,7 +123,7 @@ def best_trial(model: str, dataset: str, sweep: str | None):
     """(parent run, best finished child run) of the model's latest (or given) sweep."""
     import mlflow
 
-    from pipeline.sweep_record import best_of, children
+    from pipeline.sweep_runs import best_of, children
 
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(dataset)
@@ -194,18 +193,13 @@ def promote(model: str, params_path: Path, sweep: str | None = None,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.promote",
-        description="Write the best trial of a model's latest sweep into params.yaml.",
-    )
-    parser.add_argument("model", help="a model name under `models:` in params.yaml")
+    parser = cli.command("pipeline.promote", "Write the best trial of a model's latest sweep "
+                         "into params.yaml.", "model", folders=())
     parser.add_argument("--sweep", default=None,
                         help="the sweep's parent run id (default: the model's latest sweep)")
-    parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
-    args = parser.parse_args(argv)
-    run_stage(lambda: promote(args.model, Path(args.params), args.sweep, args.dry_run),
-              params=args.params)
+    cli.run(parser, argv, lambda args: promote(args.model, args.params, args.sweep,
+                                               args.dry_run))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ mistakes a sample run for a real result.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import json
@@ -20,11 +19,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import layout, metrics
+from pipeline import cli, layout, metrics
 from pipeline.config import load_params
-from pipeline.console import run_stage
 from pipeline.files import atomic_file
 from pipeline.layout import REAL_SOURCES
+from pipeline.tables import markdown_table
 
 log = logging.getLogger("pipeline.report")
 
@@ -103,9 +102,8 @@ def to_markdown(sections: list[dict], out_dir: Path) -> str:
         out += [f"> - {line}" for line in warnings] + [""]
     for s in sections:
         out += [f"## {s['dataset']} ({s['task']}, data: {s['source'].get('kind')})", ""]
-        out.append("| " + " | ".join(h.format(m=s["metric"]) for _, h in COLUMNS) + " |")
-        out.append("|" + " --- |" * len(COLUMNS))
-        out += ["| " + " | ".join(_fmt(r[k]) for k, _ in COLUMNS) + " |" for r in s["rows"]]
+        out += markdown_table([h.format(m=s["metric"]) for _, h in COLUMNS],
+                              ([_fmt(r[k]) for k, _ in COLUMNS] for r in s["rows"]))
         if s["published"]:
             out += ["", "Published (the books): " + "; ".join(
                 f"{p['what']}: {p['metric']} {p['value']}" for p in s["published"])]
@@ -161,15 +159,10 @@ def report(params: DictConfig, results: Path, models: Path, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.report",
-        description="Write the comparison report (Markdown + self-contained HTML).",
-    )
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--out-dir", default="reports")
-    args = parser.parse_args(argv)
-    run_stage(lambda: report(load_params(args.params), layout.RESULTS, layout.MODELS,
-                             Path(args.out_dir)), params=args.params)
+    parser = cli.command("pipeline.report", "Write the comparison report (Markdown + "
+                         "self-contained HTML).", folders=(), out="reports")
+    cli.run(parser, argv, lambda args: report(load_params(args.params), layout.RESULTS,
+                                              layout.MODELS, args.out_dir or Path("reports")))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.files import DataError, clean_stale, file_hash, temp_prefix
+from pipeline.errors import DataError
+from pipeline.files import clean_stale, file_hash, temp_prefix
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig

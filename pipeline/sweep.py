@@ -7,7 +7,7 @@
     python -m pipeline.sweep -m search_space=imdb_dense launcher=joblib
 
 A trial's config is params.yaml plus the overrides (the keys `dvc exp run -S` takes), typed
-by pipeline/config.py; conf/ only adds sweep options, search spaces and launchers. Before
+by pipeline/schema.py; conf/ only adds sweep options, search spaces and launchers. Before
 Hydra starts anything, every value a trial may get is composed and checked
 (pipeline/sweep_plan.py): a mistake is one line, with no parent run and no trial. Trials
 train on the data `dvc repro` prepared and are scored on the validation split. Then
@@ -22,8 +22,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from pipeline.config import PARAMS_FILE, TrialConfig, load_params, read_yaml
+from pipeline.config import PARAMS_FILE, load_params
 from pipeline.console import run_stage
+from pipeline.params_file import read_yaml
+from pipeline.schema import TrialConfig
 from pipeline.sweep_plan import CONF
 
 PARAMS_ENV = "PIPELINE_PARAMS"  # another params file than ./params.yaml

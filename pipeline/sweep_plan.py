@@ -26,8 +26,6 @@ log = logging.getLogger("pipeline.sweep")
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ("launcher", "search_space")  # config groups under conf/, not params.yaml keys
-TOTAL_ENV = "PIPELINE_SWEEP_TRIALS"  # trials in the sweep, for the trials' "trial 3/8" lines
-MAIN_PID_ENV = "PIPELINE_SWEEP_PID"  # the sweep's own process: trials elsewhere are workers
 
 
 @dataclass(frozen=True)
@@ -183,7 +181,8 @@ def _compose(arguments: list[str]) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from pipeline.config import key_parts, schema_error
+    from pipeline.config import schema_error
+    from pipeline.params_file import key_parts
 
     try:
         return hydra_compose("sweep", overrides=arguments, return_hydra_config=True)

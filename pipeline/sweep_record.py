@@ -10,12 +10,8 @@ that model starts; a sweep that fails ends its parent FAILED with the reason.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,72 +19,17 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import layout, metrics
+from pipeline import layout, tables
 from pipeline.console import setup_logging, source_banner
 from pipeline.errors import DataError
 from pipeline.files import clean_stale
-from pipeline.sweep_plan import MAIN_PID_ENV, TOTAL_ENV, Plan
+from pipeline.sweep_plan import Plan
+from pipeline.sweep_runs import best_of, children, step, sweep_key
+from pipeline.tables import columns_of, csv_text
 
 log = logging.getLogger("pipeline.sweep")
 
 OPEN: set[str] = set()  # parent runs this process opened and hasn't ended (sweep.main ends them)
-
-
-def step(model: str) -> str:
-    return f"sweep@{model}"
-
-
-def digest(payload: Any, size: int = 16) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:size]
-
-
-def data_hashes(manifest: dict) -> list[str]:
-    return [manifest["splits"][s]["sha256"] for s in ("train", "val") if s in manifest["splits"]]
-
-
-def sweep_key(plan: Plan, params: DictConfig, config: DictConfig, arguments: list[str],
-              space: dict[str, str], manifest: dict) -> str:
-    """Same key, same sweep: what it searches and how, and the code that trains; not the
-    launcher or the trial count, so a sweep can be resumed on another launcher or extended
-    with more trials, but never mixes trials of old and new training code."""
-    from pipeline.lineage import code_digest
-
-    sampler = OmegaConf.select(config, "hydra.sweeper.sampler", default=None)
-    tuned = sorted(a for a in arguments if a.startswith("models."))
-    return digest({"plan": [plan.model, plan.objective, plan.direction], "arguments": tuned,
-                   "space": space, "seed": params.seed, "data": data_hashes(manifest),
-                   "sampler": OmegaConf.to_container(sampler, resolve=True) if sampler else None,
-                   "base": OmegaConf.to_container(params.models[plan.model], resolve=True),
-                   "code": code_digest("pipeline.trials")})
-
-
-def find_parent(client, experiment: str, sweep_dir: str):
-    """The running sweep that writes to this directory (found by tag: works on any worker
-    that reaches the tracking store, a Ray node included)."""
-    runs = client.search_runs([experiment], f"tags.`sweep.dir` = '{sweep_dir}' and "
-                              "tags.`sweep.role` = 'parent' and attributes.status = 'RUNNING'",
-                              max_results=1, order_by=["attributes.start_time DESC"])
-    return runs[0] if runs else None
-
-
-def children(client, experiment: str, parent_id: str) -> list:
-    return client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent_id}'",
-                              max_results=5000, order_by=["attributes.start_time ASC"])
-
-
-def finished_trial(client, experiment: str, parent_id: str, key: str):
-    runs = client.search_runs(
-        [experiment], f"tags.`mlflow.parentRunId` = '{parent_id}' and "
-        f"tags.`sweep.trial_key` = '{key}' and attributes.status = 'FINISHED'", max_results=1)
-    return runs[0] if runs else None
-
-
-def best_of(runs: list, objective: str):
-    done = [r for r in runs if r.info.status == "FINISHED" and "objective" in r.data.metrics]
-    if not done:
-        return None
-    pick = max if metrics.higher_is_better(objective) else min
-    return pick(done, key=lambda r: r.data.metrics["objective"])
 
 
 class Abort(BaseException):
@@ -127,7 +68,7 @@ class SweepTracking(Callback):
     def _start(self, config: DictConfig) -> None:
         import mlflow
 
-        from pipeline import tracking
+        from pipeline import run_log, tracking
         from pipeline.sweep_plan import (
             count_trials,
             make_plan,
@@ -160,7 +101,7 @@ class SweepTracking(Callback):
                 "sweep.dir": str(Path(config.hydra.sweep.dir).resolve()),
                 "sweep.launcher": launcher, "sweep.trials": str(total),
                 tracking.STEP_TAG: step(plan.model), **tracking.owner_tags(),
-                **tracking.run_tags(plan.dataset, manifest, "sweep", "keras")}
+                **run_log.run_tags(plan.dataset, manifest, "sweep", "keras")}
         previous = client.search_runs(
             [experiment], f"tags.`sweep.id` = '{key}' and tags.`sweep.role` = 'parent'",
             max_results=1, order_by=["attributes.start_time DESC"]) if config.sweep.resume else []
@@ -180,15 +121,13 @@ class SweepTracking(Callback):
             run = client.create_run(experiment, tags=tags,
                                     run_name=f"sweep {plan.model} {time.strftime('%m-%d %H:%M')}")
             self.parent_id = run.info.run_id
-            tracking.log_params(client, self.parent_id, {
+            run_log.log_params(client, self.parent_id, {
                 "model": plan.model, "objective": plan.objective, "direction": plan.direction,
                 "sweeper": sweeper, "overrides": json.dumps(arguments),
                 "search_space": json.dumps(space)})
             client.log_text(self.parent_id, OmegaConf.to_yaml(config.hydra.sweeper),
                             "sweeper.yaml")
         OPEN.add(self.parent_id)
-        os.environ[TOTAL_ENV] = str(total)  # for the trials' "trial 3/8" lines
-        os.environ[MAIN_PID_ENV] = str(os.getpid())  # trials in other processes: workers
         for trial_dir in Path(config.hydra.sweep.dir).parent.glob("*/*"):
             if trial_dir.is_dir():  # not a sweep's multirun.yaml
                 clean_stale(trial_dir / "scratch")  # what killed trials left in earlier sweeps
@@ -241,7 +180,7 @@ def summarize(parent_id: str, experiment: str, plan: Plan, sweep_dir: Path,
     import mlflow
 
     from pipeline.files import atomic_file
-    from pipeline.tracking import log_metrics
+    from pipeline.run_log import log_metrics
 
     client = mlflow.MlflowClient()
     runs = sorted(children(client, experiment, parent_id),
@@ -315,16 +254,6 @@ def cell(value: Any) -> str:
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "(no trials)\n"
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def csv_text(rows: list[dict[str, Any]]) -> str:
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+    columns = columns_of(rows)
+    return "\n".join(tables.markdown_table(
+        columns, ([cell(row.get(c)) for c in columns] for row in rows))) + "\n"

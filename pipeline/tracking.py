@@ -1,13 +1,11 @@
-"""MLflow tracking: where runs go, what every run carries, batched logging.
+"""MLflow tracking: where runs go, and runs that always end (what they record:
+pipeline/run_log.py).
 
 Default: an embedded SQLite store in the project (`mlflow.db`), nothing to start;
 `mlflow ui --backend-store-uri sqlite:///mlflow.db` shows it. `tracking.uri` in
 params.yaml (`http://host:5000`: a team's `mlflow server`, e.g. on PostgreSQL) or
 `MLFLOW_TRACKING_URI` sends everything to a server instead. A store that can't be
 reached fails before any training, in one line naming the URI and where it came from.
-All logging is batched (one `log_batch` per 100 values): over HTTP, single
-calls are ~100x slower.
-
 Every run the pipeline opens goes through `live_run`: it ends FINISHED, FAILED (with
 the error as the `pipeline.error` tag) or KILLED (Ctrl-C, SIGTERM), and a run whose
 process died without ending it (SIGKILL, a crash, the store going away) is ended as
@@ -18,23 +16,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import re
-import subprocess
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from pipeline.errors import TrackingUnavailable
 
 log = logging.getLogger("pipeline.tracking")
 
-BATCH = 100  # MLflow's limit of params per log_batch call (metrics: 1000)
 STEP_TAG = "pipeline.step"  # train@imdb_dense, baseline@imdb, sweep@imdb_dense: who owns a run
 # The reachability check must answer fast, so MLflow's retries are off for it alone. The
 # uploads after it retry (a team server's hiccup must not fail a finished training), but a
@@ -45,9 +38,16 @@ UPLOAD_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKO
               "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
 
 
-def tracking_uri(params: DictConfig) -> str:
+def tracking_uri(params: DictConfig, root: Path | None = None) -> str:
+    """The store's URI; the embedded one (and a relative sqlite path, given `root`: a sweep
+    trial on a worker that started elsewhere) is the project's."""
     configured = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
-    return configured or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    if not configured:
+        return f"sqlite:///{(root or Path.cwd()) / 'mlflow.db'}"
+    relative = configured.startswith("sqlite:///") and not configured.startswith("sqlite:////")
+    if root is not None and relative:
+        return f"sqlite:///{root / configured.removeprefix('sqlite:///')}"
+    return configured
 
 
 @contextlib.contextmanager
@@ -64,11 +64,11 @@ def _environment(values: Mapping[str, str]):
                 os.environ.pop(key, None)
 
 
-def connect(params: DictConfig) -> str:
+def connect(params: DictConfig, root: Path | None = None) -> str:
     """Point MLflow at the store and prove it answers, fast, before any work is done."""
     import mlflow
 
-    uri = tracking_uri(params)
+    uri = tracking_uri(params, root)
     exported = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     if exported is None:  # MLflow copies the URI into the environment, where it would
@@ -137,138 +137,6 @@ def unavailable(uri: str, origin: str, err: Exception) -> TrackingUnavailable:
     )
 
 
-def flatten(data: Any, prefix: str = "") -> dict[str, str]:
-    """{'a': {'b': 1}} -> {'a.b': '1'}: the full config as MLflow params."""
-    if isinstance(data, DictConfig):
-        data = OmegaConf.to_container(data, resolve=True)
-    out: dict[str, str] = {}
-    if isinstance(data, Mapping):
-        for key, value in data.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-    elif isinstance(data, list) and any(isinstance(v, (Mapping, list)) for v in data):
-        for i, value in enumerate(data):
-            out.update(flatten(value, f"{prefix}{i}."))
-    else:
-        out[prefix.rstrip(".")] = str(data)[:6000]
-    return out
-
-
-def git_tags() -> dict[str, str]:
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=Path.cwd(), capture_output=True,
-                                  text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    return {"git_commit": git("rev-parse", "HEAD") or "unknown",
-            "git_dirty": str(bool(git("status", "--porcelain"))).lower()}
-
-
-def run_tags(dataset: str, manifest: dict, stage: str, kind: str) -> dict[str, str]:
-    """Tags that let a person filter and trust a run in the UI."""
-    return {
-        **git_tags(),
-        "dataset": dataset,
-        "data_source": manifest["source"]["kind"],
-        "data_hash": manifest["splits"]["train"]["sha256"],
-        "dvc_stage": stage,
-        "model_kind": kind,
-    }
-
-
-def log_params(client, run_id: str, params: Mapping[str, str]) -> None:
-    from mlflow.entities import Param
-
-    items = [Param(k, v) for k, v in params.items()]
-    for start in range(0, len(items), BATCH):
-        client.log_batch(run_id, params=items[start : start + BATCH])
-
-
-def log_metrics(client, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
-    log_metric_series(client, run_id, [(step, metrics)])
-
-
-def log_metric_series(
-    client, run_id: str, series: Iterable[tuple[int, Mapping[str, float]]]
-) -> None:
-    """Per-epoch metrics (step = epoch) in as few calls as possible."""
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    items = [Metric(key, float(value), now, step)
-             for step, metrics in series for key, value in metrics.items()]
-    for start in range(0, len(items), 1000):
-        client.log_batch(run_id, metrics=items[start : start + 1000])
-
-
-def log_training(client, run_id: str, history: Mapping[str, list[float]],
-                 summary: Mapping[str, object], extra: Mapping[str, float] | None = None) -> None:
-    """A training's figures: each epoch at its step, then the summary's scalars at step 0.
-    A figure of the saved model that is also an epoch series (`val_loss` after early
-    stopping restored an earlier epoch) goes one step past the last epoch, as MLflow's
-    Keras autologging logs restored weights, so the run's latest value is the saved model's
-    and every series keeps one point per step."""
-    epochs = len(history.get("loss", []))
-    series = [(epoch, {k: v[epoch] for k, v in history.items()}) for epoch in range(epochs)]
-    scalars = {k: float(v) for k, v in summary.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    saved = {k: scalars.pop(k) for k in list(scalars) if k in history}
-    if any(not math.isclose(v, history[k][-1], rel_tol=1e-6) for k, v in saved.items()):
-        series.append((epochs, saved))
-    log_metric_series(client, run_id, [*series, (0, {**scalars, **(extra or {})})])
-
-
-def log_keras_model(model, signature, input_example, artifact_path: str = "model") -> None:
-    """Log a Keras model as an MLflow model, with its signature and input example.
-
-    `mlflow.keras.log_model(..., input_example=...)` fails in MLflow 3.17 (it writes the
-    example before creating its folder), so the model is saved locally with
-    `mlflow.keras.save_model` and uploaded as the run's `model` artifact: it loads with
-    `mlflow.keras.load_model("runs:/<run_id>/model")` and serves like any MLflow model.
-    """
-    import tempfile
-
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as tmp:
-        mlflow.keras.save_model(model, tmp, signature=signature, input_example=input_example,
-                                pip_requirements=serving_requirements())
-        mlflow.log_artifacts(tmp, artifact_path)
-
-
-KERAS_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "scipy", "mlflow")
-SKLEARN_PACKAGES = ("scikit-learn", "numpy", "scipy", "mlflow")
-
-
-def serving_requirements(packages: tuple[str, ...] = KERAS_PACKAGES) -> list[str]:
-    """What a served Keras model needs, pinned to what trained it (MLflow's own inference
-    of requirements is slow and, outside the project folder, imprecise)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    pins = []
-    for package in packages:
-        with contextlib.suppress(PackageNotFoundError):
-            pins.append(f"{package}=={version(package)}")
-    return pins
-
-
-DATASET_KEYS = ("task", "classes", "load", "preprocess", "split")  # what shaped the data
-
-
-def dataset_params(params: DictConfig, dataset: str) -> dict[str, Any]:
-    """The settings of a dataset that decide its prepared data (declared as DVC params of
-    the stages that log them: an edit elsewhere in the entry reruns nothing)."""
-    ds = params.datasets[dataset]
-    return {key: ds[key] for key in DATASET_KEYS}
-
-
-def run_config(params: DictConfig, model: str) -> dict[str, Any]:
-    """What a Keras run logs as its params: the seed, the model, its dataset's settings."""
-    cfg = params.models[model]
-    return {"seed": params.seed, "model": cfg, "dataset": dataset_params(params, cfg.dataset)}
-
-
 # --- runs that always end -------------------------------------------------------------
 
 
@@ -291,6 +159,11 @@ def owner_tags() -> dict[str, str]:
     from pipeline.files import HOST
 
     return {"pipeline.host": HOST, "pipeline.pid": str(os.getpid())}
+
+
+def owned_here(run) -> bool:
+    """Was `run` opened by this very process?"""
+    return {k: run.data.tags.get(k) for k in ("pipeline.host", "pipeline.pid")} == owner_tags()
 
 
 def end_abandoned(client, experiment: str, step: str) -> list[str]:

@@ -23,11 +23,12 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from pipeline import layout
+from pipeline import cli, layout
+from pipeline.arrays import dense, load_split
 from pipeline.config import load_params, model_config
-from pipeline.console import run_stage, source_banner
+from pipeline.console import source_banner
 from pipeline.errors import TrackingUnavailable
-from pipeline.files import atomic_dir, dense, load_split, replace_dir, write_json
+from pipeline.files import atomic_dir, replace_dir, write_json
 
 log = logging.getLogger("pipeline.train")
 KEY_FILE = "training_key.json"
@@ -105,40 +106,32 @@ def log_training_run(name, params, cfg, manifest, model, history, summary, x_tra
     import mlflow
     from mlflow.models import infer_signature
 
-    from pipeline import tracking
+    from pipeline import run_log, tracking
 
-    tags = tracking.run_tags(cfg.dataset, manifest, f"train@{name}", "keras")
+    tags = run_log.run_tags(cfg.dataset, manifest, f"train@{name}", "keras")
     with tracking.live_run(cfg.dataset, f"train@{name}", f"{cfg.dataset} {name} (keras)",
                            tags) as run:
         client = mlflow.MlflowClient()
-        tracking.log_params(client, run.info.run_id,
-                            tracking.flatten(tracking.run_config(params, name)))
-        tracking.log_training(client, run.info.run_id, history, summary)
+        run_log.log_params(client, run.info.run_id,
+                            run_log.flatten(run_log.run_config(params, name)))
+        run_log.log_training(client, run.info.run_id, history, summary)
         example = dense(x_train[:3])
         signature = infer_signature(example, model.predict(example, verbose=0))
-        tracking.log_keras_model(model, signature, example)
+        run_log.log_keras_model(model, signature, example)
         mlflow.log_text(json.dumps(history, indent=1), "history.json")
         return run.info.run_id
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.train",
-        description="Train one Keras model from params.yaml (models.<name>), tracked in MLflow.",
-    )
-    parser.add_argument("model", help="a model name under `models:` in params.yaml")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data-dir", default=str(layout.DATA))
-    parser.add_argument("--out-dir", default=None, help="default: models/<model>")
-    args = parser.parse_args(argv)
+    parser = cli.command("pipeline.train", "Train one Keras model from params.yaml "
+                         "(models.<name>), tracked in MLflow.", "model", out="models/<model>")
 
-    def run() -> None:
+    def run(args: argparse.Namespace) -> None:
         params = load_params(args.params)
         model_config(params, args.model)  # an unknown name fails before it becomes a path
-        out = Path(args.out_dir) if args.out_dir else layout.MODELS / args.model
-        train(args.model, params, Path(args.data_dir), out)
+        train(args.model, params, args.data_dir, args.out_dir or layout.MODELS / args.model)
 
-    run_stage(run, params=args.params)
+    cli.run(parser, argv, run)
 
 
 if __name__ == "__main__":

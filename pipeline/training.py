@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.arrays import load_split
 from pipeline.config import model_config
 from pipeline.errors import DataError
-from pipeline.files import load_split
 
 log = logging.getLogger("pipeline.train")
 History = dict[str, list[float]]  # Keras' per-epoch metrics
@@ -62,16 +62,18 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def build_callbacks(model_cfg: DictConfig, checkpoint_path: str, has_validation: bool) -> list:
+def build_callbacks(model_cfg: DictConfig, checkpoint_path: str, has_validation: bool,
+                    progress: bool = True) -> list:
     """EarlyStopping (best weights restored) and a best-model checkpoint, on the validation
-    split when there is one; TerminateOnNaN and a progress bar (at a terminal only) always.
+    split when there is one; TerminateOnNaN always, and a progress bar (at a terminal only)
+    unless `progress` is off (parallel trials would draw over each other).
     Which way the monitored figure improves comes from pipeline/metrics.py."""
     import keras
 
     from pipeline.metrics import higher_is_better
     from pipeline.progress import EpochProgress
 
-    callbacks: list = [keras.callbacks.TerminateOnNaN(), EpochProgress()]
+    callbacks: list = [keras.callbacks.TerminateOnNaN(), *([EpochProgress()] if progress else [])]
     if has_validation:
         stop = model_cfg.early_stopping
         monitor = stop.monitor if stop is not None else "val_loss"
@@ -85,7 +87,7 @@ def build_callbacks(model_cfg: DictConfig, checkpoint_path: str, has_validation:
 
 
 def fit_once(name: str, cfg: DictConfig, manifest: dict, train, val, epochs: int,
-             checkpoint: Path) -> tuple[Any, History]:
+             checkpoint: Path, progress: bool = True) -> tuple[Any, History]:
     """Build, fit and return (model, history); raise TrainingFailed on a NaN loss."""
     from pipeline.models import build_model
 
@@ -96,7 +98,7 @@ def fit_once(name: str, cfg: DictConfig, manifest: dict, train, val, epochs: int
     history = model.fit(
         x_train, y_train, epochs=epochs, batch_size=cfg.batch_size,
         validation_data=val if has_val else None,
-        callbacks=build_callbacks(cfg, str(checkpoint), has_val), verbose=0,
+        callbacks=build_callbacks(cfg, str(checkpoint), has_val, progress), verbose=0,
         shuffle=True,
     ).history
     losses = history.get("loss", [])
@@ -116,7 +118,8 @@ def validation_scores(model, cfg: DictConfig, val) -> dict[str, float]:
     return {f"val_{k}": float(v) for k, v in scores.items()}
 
 
-def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path) -> dict[str, Any]:
+def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path,
+                 progress: bool = True) -> dict[str, Any]:
     """The book's K-fold validation on the training split: every validation figure per fold
     (the fold's model as trained) and its mean over folds (`kfold_val_mae_mean`)."""
     x, y = train
@@ -128,7 +131,7 @@ def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path) -
         train_rows = np.setdiff1d(np.arange(len(y)), val_rows)
         val = (x[val_rows], y[val_rows])
         model, _ = fit_once(name, cfg, manifest, (x[train_rows], y[train_rows]), val,
-                            cfg.kfold.epochs, tmp / "fold.keras")
+                            cfg.kfold.epochs, tmp / "fold.keras", progress)
         for key, value in validation_scores(model, cfg, val).items():
             per_fold.setdefault(key, []).append(value)
         shown = f"val_{cfg.metrics[0]}"
@@ -142,20 +145,22 @@ def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path) -
 
 
 def fit_and_score(name: str, params: DictConfig, prepared: Path, manifest: dict, train_split,
-                  workdir: Path, final_fit: bool = True) -> tuple[Any, History, dict[str, Any]]:
-    """Returns (model or None, history, summary); `final_fit=False` stops after K-fold."""
+                  workdir: Path, final_fit: bool = True, progress: bool = True
+                  ) -> tuple[Any, History, dict[str, Any]]:
+    """Returns (model or None, history, summary); `final_fit=False` stops after K-fold;
+    `progress=False`: no epoch bar."""
     cfg = model_config(params, name)
     seed_everything(params.seed)
     started = time.perf_counter()
     summary: dict[str, Any] = {}
     model, history = None, {}
     if cfg.kfold is not None:
-        summary.update(kfold_scores(name, cfg, manifest, train_split, workdir))
+        summary.update(kfold_scores(name, cfg, manifest, train_split, workdir, progress))
         seed_everything(params.seed)
     if final_fit or cfg.kfold is None:
         val_split = load_split(prepared / "val.npz")
         model, history = fit_once(name, cfg, manifest, train_split, val_split, cfg.epochs,
-                                  workdir / "checkpoint.keras")
+                                  workdir / "checkpoint.keras", progress)
         summary["epochs"] = len(history["loss"])
         if val_split[0].shape[0]:  # the figures of the model as saved (early stopping may
             # have restored an earlier epoch): what the registry, sweeps and report rank by

@@ -24,8 +24,6 @@ from pipeline.console import die_with_parent, error_line, handle_sigterm, setup_
 from pipeline.errors import DataError
 from pipeline.files import temp_prefix
 from pipeline.sweep_plan import (
-    MAIN_PID_ENV,
-    TOTAL_ENV,
     Plan,
     make_plan,
     param_overrides,
@@ -39,12 +37,8 @@ log = logging.getLogger("pipeline.sweep")
 def prepare_tensorflow(options: DictConfig) -> None:
     """Parallel trials share the cores: give each its slice, before TensorFlow starts."""
     threads = options.threads_per_trial
-    if options.parallel_trials > 1:
-        from pipeline.progress import OFF_ENV
-
-        os.environ[OFF_ENV] = "off"  # one line per trial instead of interleaved epoch bars
-        if threads is None:
-            threads = max(1, (os.cpu_count() or 1) // options.parallel_trials)
+    if options.parallel_trials > 1 and threads is None:
+        threads = max(1, (os.cpu_count() or 1) // options.parallel_trials)
     import tensorflow as tf
 
     if threads is None:
@@ -77,37 +71,40 @@ def run_trial(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from pipeline import tracking
-    from pipeline.files import load_split, write_json
-    from pipeline.sweep_record import find_parent, finished_trial, step
+    from pipeline import run_log, tracking
+    from pipeline.arrays import load_split
+    from pipeline.files import write_json
+    from pipeline.sweep_runs import find_parent, finished_trial, step
     from pipeline.training import fit_and_score, training_key
 
     hydra_cfg = HydraConfig.get()
-    os.chdir(hydra_cfg.runtime.cwd)  # Ray workers start elsewhere; data/ is relative
+    root = Path(hydra_cfg.runtime.cwd)  # the project (a Ray worker starts elsewhere)
     setup_logging()
-    worker = os.getpid() != int(os.environ.get(MAIN_PID_ENV, os.getpid()))
-    if worker:  # a killed sweep takes this worker with it: its trial ends KILLED, no orphan
-        handle_sigterm()  # trains on and logs a result nobody collects
-        die_with_parent()
     overrides = param_overrides(parse(list(hydra_cfg.overrides.task)))
     params = params_of(cfg)
     plan = make_plan(cfg.sweep, params, [o.key_or_group for o in overrides])
     swept = [o.input_line for o in overrides]
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     number = int(hydra_cfg.job.num) if multirun else 0
-    total = os.environ.get(TOTAL_ENV)
-    label = f"trial {number}" + (f"/{total}" if total else "")
     out_dir = Path(hydra_cfg.runtime.output_dir)
 
     prepare_tensorflow(cfg.sweep)
-    prepared = layout.prepared_dir(layout.DATA, plan.dataset)
+    prepared = layout.prepared_dir(root / layout.DATA, plan.dataset)
     manifest = layout.read_manifest(prepared)
     key = training_key(params, plan.model, manifest, "pipeline.trials")
-    tracking.connect(params)
+    tracking.connect(params, root)
     client = mlflow.MlflowClient()
     experiment = tracking.experiment_id(client, plan.dataset)
-    parent = find_parent(client, experiment, str(Path(hydra_cfg.sweep.dir).resolve())) \
+    # The sweep's parent run says what this trial needs from the sweep's process: how many
+    # trials there are, and which process it is (a trial in another one runs in a worker).
+    parent = find_parent(client, experiment, str((root / hydra_cfg.sweep.dir).resolve())) \
         if multirun else None
+    total = parent.data.tags.get("sweep.trials") if parent is not None else None
+    label = f"trial {number}" + (f"/{total}" if total else "")
+    worker = parent is not None and not tracking.owned_here(parent)
+    if worker:  # a killed sweep takes this worker with it: its trial ends KILLED, no orphan
+        handle_sigterm()  # trains on and logs a result nobody collects
+        die_with_parent()
     record = {"trial": number, "overrides": swept, "objective": plan.objective, "key": key,
               "started": time.time(), "pid": os.getpid()}
 
@@ -121,7 +118,7 @@ def run_trial(cfg: DictConfig) -> float:
                                                 "run_id": done.info.run_id, "ended": time.time()})
             return value
 
-    tags = {**tracking.run_tags(plan.dataset, manifest, "sweep", "keras"),
+    tags = {**run_log.run_tags(plan.dataset, manifest, "sweep", "keras", root),
             "sweep.role": "trial", "sweep.trial": str(number), "sweep.trial_key": key,
             "sweep.model": plan.model, "sweep.overrides": json.dumps(swept),
             tracking.STEP_TAG: step(plan.model), **tracking.owner_tags()}
@@ -135,11 +132,12 @@ def run_trial(cfg: DictConfig) -> float:
                                          dir=out_dir) as scratch:
             _, history, summary = fit_and_score(
                 plan.model, params, prepared, manifest, train_split, Path(scratch),
-                final_fit=not plan.objective.startswith("kfold_"))
+                final_fit=not plan.objective.startswith("kfold_"),
+                progress=cfg.sweep.parallel_trials <= 1)  # parallel bars would interleave
         value = objective_value(plan, history, summary)
-        tracking.log_params(client, run_id,
-                            tracking.flatten(tracking.run_config(params, plan.model)))
-        tracking.log_training(client, run_id, history, summary, {"objective": value})
+        run_log.log_params(client, run_id,
+                            run_log.flatten(run_log.run_config(params, plan.model)))
+        run_log.log_training(client, run_id, history, summary, {"objective": value})
         client.set_terminated(run_id, "FINISHED")
     except BaseException as err:
         status = tracking.end_failed(client, run_id, err)

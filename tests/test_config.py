@@ -12,17 +12,10 @@ import pytest
 import yaml
 from conftest import ROOT, project_params
 
-from pipeline.config import (
-    FORMAT_ROLES,
-    PREPROCESS_FORMATS,
-    RECIPE_OPTIONS,
-    compose,
-    dataset_config,
-    load_params,
-    locate,
-    model_config,
-)
+from pipeline.config import compose, dataset_config, load_params, model_config
 from pipeline.errors import ConfigError
+from pipeline.params_file import locate
+from pipeline.schema import FORMAT_ROLES, PREPROCESS_FORMATS, RECIPE_OPTIONS
 
 DATASETS = {"mnist", "fashion_mnist", "imdb", "reuters", "boston_housing"}
 
@@ -34,7 +27,7 @@ def test_params_yaml_composes():
 
 
 def test_the_schema_tables_match_the_code_behind_them():
-    """The allowed values in config.py are exactly what the readers, transforms and recipes
+    """The allowed values in schema.py are exactly what the readers, transforms and recipes
     implement: one list, checked, not two that drift."""
     from pipeline import fallback, features, formats
 

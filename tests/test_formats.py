@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from conftest import idx_gz_bytes, npz_bytes, object_array, project_params
 
+from pipeline.arrays import read_idx_gz, read_npz, write_idx_gz, write_npz
 from pipeline.config import compose
 from pipeline.errors import DataError
-from pipeline.files import read_idx_gz, read_npz, write_idx_gz, write_npz
 from pipeline.formats import Sequences, load_upstream
 
 keras = pytest.importorskip("keras")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from conftest import project_params, serve_all, sha256, tiny_params
 
+from pipeline.arrays import load_split
 from pipeline.config import compose
 from pipeline.download import download
 from pipeline.errors import DataError
 from pipeline.features import CheckFailed
-from pipeline.files import load_split
 from pipeline.prepare import prepare
 
 

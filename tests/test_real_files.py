@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from conftest import project_params
 
+from pipeline.arrays import read_idx_gz
 from pipeline.config import compose
-from pipeline.files import file_hash, read_idx_gz
+from pipeline.files import file_hash
 from pipeline.formats import load_upstream
 
 

@@ -84,7 +84,7 @@ def test_runs_params_metrics_and_model_reach_the_server(team):
     assert "model/MLmodel" in model_files
     assert keras_run.info.artifact_uri.startswith("mlflow-artifacts:")
     assert list(team["artifacts"].rglob("MLmodel")), "no model under --artifacts-destination"
-    from pipeline.files import load_split
+    from pipeline.arrays import load_split
 
     mlflow.set_tracking_uri(team["url"])
     loaded = mlflow.keras.load_model(f"runs:/{keras_run.info.run_id}/model")

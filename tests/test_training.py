@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import closed_port_url, mirrored_params
 
+from pipeline.arrays import load_split
 from pipeline.config import compose
 from pipeline.download import download
 from pipeline.errors import ConfigError, DataError, TrackingUnavailable
-from pipeline.files import load_split
 from pipeline.prepare import prepare
 
 pytest.importorskip("keras")
@@ -215,7 +215,7 @@ def test_bad_layer_config_fails_before_training(workspace):
 def test_champion_alias_moves_only_for_a_better_validation_score(workspace):
     import keras
 
-    from pipeline import registry, tracking
+    from pipeline import registry, run_log
 
     mlflow.set_experiment("registry-test")
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
@@ -223,7 +223,7 @@ def test_champion_alias_moves_only_for_a_better_validation_score(workspace):
     runs = []
     for _ in range(3):
         with mlflow.start_run() as run:
-            tracking.log_keras_model(model, None, example)
+            run_log.log_keras_model(model, None, example)
             runs.append(run.info.run_id)
     client = mlflow.MlflowClient()
 
@@ -403,7 +403,7 @@ def test_a_failed_stage_ends_its_run_failed_with_the_reason(workspace, monkeypat
     def broken_upload(*args, **kwargs):
         raise OSError("disk full while uploading the model")
 
-    monkeypatch.setattr("pipeline.tracking.log_keras_model", broken_upload)
+    monkeypatch.setattr("pipeline.run_log.log_keras_model", broken_upload)
     params = workspace["params"]
     cfg = params.models.imdb_dense
     from pipeline import layout
@@ -447,14 +447,14 @@ def test_the_registry_fails_loudly_on_anything_but_not_found(workspace, monkeypa
     import keras
     from mlflow.exceptions import MlflowException
 
-    from pipeline import registry, tracking
+    from pipeline import registry, run_log
 
     mlflow.set_experiment("registry-errors")
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     runs = []
     for _ in range(2):
         with mlflow.start_run() as run:
-            tracking.log_keras_model(model, None, np.zeros((1, 3), dtype=np.float32))
+            run_log.log_keras_model(model, None, np.zeros((1, 3), dtype=np.float32))
             runs.append(run.info.run_id)
     assert registry.register("loud", runs[0], "val_accuracy", 0.5)[1]
 
@@ -597,12 +597,12 @@ def test_a_stop_a_library_turned_into_another_error_still_ends_killed(workspace)
 def test_the_runs_latest_value_is_the_saved_models(workspace, saved, steps):
     """Early stopping restored epoch 1: its figures are logged one step past the last epoch
     (as MLflow's Keras autologging does), so the run's val_loss is the saved model's."""
-    from pipeline import tracking
+    from pipeline import run_log, tracking
 
     client = mlflow.MlflowClient()
     run_id = client.create_run(tracking.experiment_id(client, "imdb")).info.run_id
     history = {"loss": [0.6, 0.5, 0.4], "val_loss": [0.5, 0.40, 0.45]}
-    tracking.log_training(client, run_id, history, {"val_loss": saved, "epochs": 3},
+    run_log.log_training(client, run_id, history, {"val_loss": saved, "epochs": 3},
                           {"objective": saved})
     client.set_terminated(run_id)
     run = client.get_run(run_id)

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from helpers.project import dvc, ran, snapshot
 
-from pipeline.config import locate
 from pipeline.files import HOST, process_gone
+from pipeline.params_file import locate
 from pipeline.scaffold import write_params
 
 OUTPUTS = ("data", "models", "results")
