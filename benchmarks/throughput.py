@@ -3,7 +3,10 @@ its callbacks: early stopping, best-model checkpoint, TerminateOnNaN) against ba
 `model.fit` on the same prepared arrays and the same model, interleaved A/B/B/A.
 
 Run by the suite from a project directory (its workspace); prints one JSON object:
-{model: {"pipeline": [samples/s, ...], "bare": [...], "rows": n, "epochs": [...]}}.
+{model: {"pipeline": [samples/s, ...], "bare": [...], "rows": n, "epochs": [...],
+"pipeline_seconds": [...], "bare_seconds": [...], "pipeline_epochs": [...], "bare_epochs":
+[...]}} ("epochs": both sides in the order they ran; the per-side lists let the suite say
+how long a fit took and how many epochs each side ran).
 Samples/s counts training rows x epochs actually run, over the wall time of building,
 compiling and fitting the model (fit_once does all three; so does the bare side).
 """
@@ -15,8 +18,9 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from pipeline.arrays import load_split
 from pipeline.config import load_params, model_config
@@ -24,8 +28,11 @@ from pipeline.layout import read_manifest
 from pipeline.models import build_model
 from pipeline.training import fit_once, seed_everything
 
+Split = tuple[Any, Any]  # (x, y) as pipeline.files.load_split returns them
 
-def bare_fit(name, cfg, manifest, train, val, epochs: int) -> tuple[float, int]:
+
+def bare_fit(name: str, cfg: DictConfig, manifest: dict, train: Split, val: Split | None,
+             epochs: int) -> tuple[float, int]:
     """The books' way: build, compile, `model.fit` - no callbacks, same arrays and model."""
     x, y = train
     started = time.perf_counter()  # fit_once builds its model inside: time the build here too
@@ -36,7 +43,9 @@ def bare_fit(name, cfg, manifest, train, val, epochs: int) -> tuple[float, int]:
     return time.perf_counter() - started, len(history["loss"])
 
 
-def pipeline_fit(name, cfg, manifest, train, val, epochs: int, tmp: Path) -> tuple[float, int]:
+def pipeline_fit(name: str, cfg: DictConfig, manifest: dict, train: Split, val: Split | None,
+                 epochs: int, tmp: Path) -> tuple[float, int]:
+    """The pipeline's way: `fit_once` builds, compiles and fits, with its callbacks."""
     started = time.perf_counter()
     _, history = fit_once(name, cfg, manifest, train, val, epochs, tmp / "checkpoint.keras")
     return time.perf_counter() - started, len(history["loss"])
@@ -61,7 +70,9 @@ def main() -> None:
             epochs = min(args.epochs, cfg.epochs)
             cfg = OmegaConf.merge(cfg, {"epochs": epochs})
             rows = train[0].shape[0]
-            result: dict = {"rows": rows, "pipeline": [], "bare": [], "epochs": []}
+            result: dict = {"rows": rows, "pipeline": [], "bare": [], "epochs": [],
+                            "pipeline_seconds": [], "bare_seconds": [],
+                            "pipeline_epochs": [], "bare_epochs": []}
             bare_fit(name, cfg, manifest, train, val, 1)  # warm-up: first graph build, caches
             for r in range(args.repeats):
                 order = ("bare", "pipeline") if r % 2 == 0 else ("pipeline", "bare")
@@ -73,6 +84,8 @@ def main() -> None:
                                                     Path(tmp))
                     result[side].append(rows * ran / seconds)
                     result["epochs"].append(ran)
+                    result[f"{side}_seconds"].append(seconds)
+                    result[f"{side}_epochs"].append(ran)
             out[name] = result
     print(json.dumps(out))
 

@@ -52,6 +52,8 @@ for i in range(k):
     all_scores.append(val_mae)
 
 model = build_model()
-model.fit(train_data, train_targets, epochs=p["epochs"], batch_size=p["batch_size"], verbose=0)
+history = model.fit(train_data, train_targets, epochs=p["epochs"],
+                    batch_size=p["batch_size"], verbose=0)
 test_mse_score, test_mae_score = model.evaluate(test_data, test_targets, verbose=0)
-report(test_mae=test_mae_score, kfold_val_mae_mean=np.mean(all_scores))
+report(test_mae=test_mae_score, kfold_val_mae_mean=np.mean(all_scores),
+       epochs=len(history.history["loss"]))

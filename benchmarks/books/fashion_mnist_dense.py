@@ -36,4 +36,4 @@ history = model.fit(train_scaled, train_target, epochs=p["epochs"], batch_size=p
                     callbacks=[checkpoint_cb, early_stopping_cb])
 
 test_loss, test_acc = model.evaluate(test_scaled, test_target, verbose=0)
-report(test_accuracy=test_acc)
+report(test_accuracy=test_acc, epochs=len(history.history["loss"]))

@@ -24,10 +24,10 @@ network = keras.Sequential([
 ])
 network.compile(optimizer=keras.optimizers.RMSprop(p["optimizer"]["learning_rate"]),
                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-network.fit(train_images, train_labels, epochs=p["epochs"], batch_size=p["batch_size"],
-            validation_data=(val_images, val_labels), verbose=0,
-            callbacks=[keras.callbacks.EarlyStopping(
-                patience=p["early_stopping"]["patience"], restore_best_weights=True)])
+history = network.fit(train_images, train_labels, epochs=p["epochs"],
+                      batch_size=p["batch_size"], validation_data=(val_images, val_labels),
+                      verbose=0, callbacks=[keras.callbacks.EarlyStopping(
+                          patience=p["early_stopping"]["patience"], restore_best_weights=True)])
 
 test_loss, test_acc = network.evaluate(test_images, test_labels, verbose=0)
-report(test_accuracy=test_acc)
+report(test_accuracy=test_acc, epochs=len(history.history["loss"]))

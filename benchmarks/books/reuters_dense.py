@@ -42,10 +42,10 @@ model = keras.Sequential([
 ])
 model.compile(optimizer=keras.optimizers.RMSprop(p["optimizer"]["learning_rate"]),
               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-model.fit(partial_x_train, partial_y_train, epochs=p["epochs"], batch_size=p["batch_size"],
-          validation_data=(x_val, y_val), verbose=0,
-          callbacks=[keras.callbacks.EarlyStopping(
-              patience=p["early_stopping"]["patience"], restore_best_weights=True)])
+history = model.fit(partial_x_train, partial_y_train, epochs=p["epochs"],
+                    batch_size=p["batch_size"], validation_data=(x_val, y_val), verbose=0,
+                    callbacks=[keras.callbacks.EarlyStopping(
+                        patience=p["early_stopping"]["patience"], restore_best_weights=True)])
 
 results = model.evaluate(x_test, y_test, verbose=0)
-report(test_accuracy=results[1])
+report(test_accuracy=results[1], epochs=len(history.history["loss"]))
