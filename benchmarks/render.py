@@ -15,6 +15,7 @@ from typing import Any
 
 from benchmarks.workspace import ROOT
 from pipeline.files import atomic_file, write_json
+from pipeline.tables import markdown_table
 
 
 @dataclass
@@ -47,25 +48,26 @@ def ratio_text(r: Row) -> str:
 
 def time_lines(t: dict[str, Any]) -> list[str]:
     """Where the pipeline's time goes, from the time row's breakdown (medians)."""
-    lines = ["", "## Where the time goes (medians)", "", "| part | seconds |", "| --- | --- |"]
-    lines += [f"| pipeline: `{k}` stages | {v:.1f} |"
-              for k, v in sorted(t["stage_seconds_by_kind"].items())]
-    lines += [f"| pipeline: `dvc repro` outside any stage process (total - stages) | "
-              f"{t['dvc_overhead_seconds']:.1f} |",
-              f"| pipeline: processes importing TensorFlow / MLflow | "
+    rows = [[f"pipeline: `{k}` stages", f"{v:.1f}"]
+            for k, v in sorted(t["stage_seconds_by_kind"].items())]
+    rows += [["pipeline: `dvc repro` outside any stage process (total - stages)",
+              f"{t['dvc_overhead_seconds']:.1f}"],
+             ["pipeline: processes importing TensorFlow / MLflow",
               f"{t['pipeline_processes_with_tensorflow']:.0f} / "
-              f"{t['pipeline_processes_with_mlflow']:.0f} |",
-              f"| books: scripts importing TensorFlow / MLflow | "
+              f"{t['pipeline_processes_with_mlflow']:.0f}"],
+             ["books: scripts importing TensorFlow / MLflow",
               f"{t['books_processes_with_tensorflow']:.0f} / "
-              f"{t['books_processes_with_mlflow']:.0f} |"]
-    lines += [f"| books: `{k}` | {v:.1f} |" for k, v in t["books_script_seconds"].items()]
-    lines += [f"| import in a fresh process: {k} | {v:.2f} |"
-              for k, v in t["import_seconds"].items()]
-    lines += [f"| {side}: imports per full run, estimated | {v:.0f} |"
-              for side, v in t.get("import_tax_seconds", {}).items()]
-    lines += [f"| full run {i + 1}: 1-min load average before/after each side | " + ", ".join(
-        f"{k.replace('_load_', ' ')} {v}" for k, v in loads.items()) + " |"
+              f"{t['books_processes_with_mlflow']:.0f}"]]
+    rows += [[f"books: `{k}`", f"{v:.1f}"] for k, v in t["books_script_seconds"].items()]
+    rows += [[f"import in a fresh process: {k}", f"{v:.2f}"]
+             for k, v in t["import_seconds"].items()]
+    rows += [[f"{side}: imports per full run, estimated", f"{v:.0f}"]
+             for side, v in t.get("import_tax_seconds", {}).items()]
+    rows += [[f"full run {i + 1}: 1-min load average before/after each side", ", ".join(
+        f"{k.replace('_load_', ' ')} {v}" for k, v in loads.items())]
         for i, loads in enumerate(t.get("load_average", []))]
+    lines = ["", "## Where the time goes (medians)", ""]
+    lines += markdown_table(["part", "seconds"], rows)
     return lines
 
 
@@ -83,11 +85,11 @@ def render(rows: list[Row], header: dict[str, Any], details: dict[str, Any],
         "Data (the same local files on both sides): " + "; ".join(
             f"{d}: **{s['kind']}**" for d, s in header["sources"].items()),
         "",
-        "| row | measure | pipeline | books / bare | ratio (median, range) | target | met |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    lines += [f"| {r.row} | {r.measure} | {r.pipeline} | {r.reference} | {ratio_text(r)} | "
-              f"{r.target} | {met[r.met]} |" for r in rows]
+    lines += markdown_table(
+        ["row", "measure", "pipeline", "books / bare", "ratio (median, range)", "target", "met"],
+        ([r.row, r.measure, r.pipeline, r.reference, ratio_text(r), r.target, met[r.met]]
+         for r in rows))
     missed = [r for r in rows if r.met is False]
     if missed:
         lines += ["", "## Missed targets: what this run measured", ""]
@@ -99,10 +101,10 @@ def render(rows: list[Row], header: dict[str, Any], details: dict[str, Any],
         lines += time_lines(details["time"])
     if "peak_rss_mb" in details:
         rss = details["peak_rss_mb"]
-        lines += ["", "## Peak RSS per stage and script (MB, medians)", "",
-                  "| process | peak RSS |", "| --- | --- |"]
-        lines += [f"| {k} | {v:.0f} |" for k, v in rss["stages"].items()]
-        lines += [f"| books: {k} | {v:.0f} |" for k, v in rss["books"].items()]
+        lines += ["", "## Peak RSS per stage and script (MB, medians)", ""]
+        lines += markdown_table(["process", "peak RSS"], [
+            *([k, f"{v:.0f}"] for k, v in rss["stages"].items()),
+            *([f"books: {k}", f"{v:.0f}"] for k, v in rss["books"].items())])
     return "\n".join(lines) + "\n"
 
 
