@@ -105,8 +105,7 @@ def baseline(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> di
 
     run_id = log_baseline_run(name, params, manifest, estimator, splits["train"][0],
                               {**metrics, "train_seconds": seconds})
-    write_json(out_dir / "run.json",
-               {"run_id": run_id, "tracking_uri": tracking.tracking_uri(params)})
+    layout.write_run(out_dir, run_id, tracking.tracking_uri(params))
     headline = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("test_", "cv_"))}
     log.info("baseline %s: %s (%s data, %.1fs)", name, headline, manifest["source"]["kind"],
              seconds)

@@ -8,7 +8,6 @@ validation figure (pipeline/registry.py).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -35,18 +34,22 @@ def evaluate(name: str, params: DictConfig, data_dir: Path, models_dir: Path,
 
     cfg = model_config(params, name)
     ds = dataset_config(params, cfg.dataset)
-    model_path = models_dir / name / "model.keras"
+    folder = layout.model_dir(models_dir, name)
+    model_path = folder / layout.MODEL_FILE
     if not model_path.is_file():
         raise DataError(f"{model_path} not found. Fix: run `dvc repro train@{name}` first")
     prepared = layout.prepared_dir(data_dir, cfg.dataset)
     manifest = layout.read_manifest(prepared)
-    run = _read_run(models_dir / name / layout.RUN_FILE, name)
+    run_id = layout.read_run(folder, f"run `dvc repro -f train@{name}`")
     tracking.connect(params)
-    _require_run(run["run_id"], name, tracking.tracking_uri(params))
+    _require_run(run_id, name, tracking.tracking_uri(params))
 
     model = keras.models.load_model(model_path)
     x_test, y_test = load_split(prepared / "test.npz")
-    history = json.loads((models_dir / name / "history.json").read_text())
+    history, summary = layout.read_training(folder)
+    if not history.get("loss"):
+        raise DataError(f"{folder / layout.HISTORY_FILE} is missing or empty. Fix: run `dvc "
+                        f"repro -f train@{name}`")
     metrics, predicted = score(model, x_test, y_test, ds)
     metrics["epochs"] = len(history["loss"])
     metrics["data_source"] = manifest["source"]["kind"]
@@ -58,25 +61,16 @@ def evaluate(name: str, params: DictConfig, data_dir: Path, models_dir: Path,
     detail = {k: metrics[k] for k in ("per_class", "confusion_matrix") if k in metrics}
     write_json(out_dir / "metrics.json", {k: v for k, v in metrics.items() if k not in detail})
     write_json(out_dir / "per_class.json", detail)
-    run_log.log_test_results(run["run_id"], metrics, out_dir / "plots")
-    summary = json.loads((models_dir / name / "summary.json").read_text())
+    run_log.log_test_results(run_id, metrics, out_dir / "plots")
     metric = selection_metric(ds.task, cfg.kfold is not None)
     value = figure(metric, history, summary)
-    version, champion = registry.register(cfg.dataset, run["run_id"], metric, value)
+    version, champion = registry.register(cfg.dataset, run_id, metric, value)
     headline = {k: round(v, 4) for k, v in metrics.items()
                 if k.startswith("test_") and isinstance(v, float)}
     log.info("evaluate %s: %s (%s data); registered %s v%s, %s=%s%s", name, headline,
              manifest["source"]["kind"], cfg.dataset, version, metric,
              "-" if value is None else f"{value:.4f}", " -> champion" if champion else "")
     return metrics
-
-
-def _read_run(path: Path, name: str) -> dict[str, Any]:
-    try:
-        return {"run_id": str(json.loads(path.read_text())["run_id"])}
-    except (OSError, ValueError, KeyError, TypeError):
-        raise DataError(f"{path} is missing or unreadable. Fix: run `dvc repro -f "
-                        f"train@{name}`") from None
 
 
 def _require_run(run_id: str, name: str, uri: str) -> None:

@@ -25,6 +25,7 @@ SOURCE_FILE, MANIFEST = "source.json", "manifest.json"
 REAL_SOURCES = ("canonical", "mirror")  # source.json kinds of real data (else a stand-in)
 PROBE_FILE, CHECK_FILE = DATA / "probe.json", DATA / "check.json"
 RUN_FILE = "run.json"
+MODEL_FILE, HISTORY_FILE, SUMMARY_FILE = "model.keras", "history.json", "summary.json"
 
 
 def raw_dir(data: Path, dataset: str) -> Path:
@@ -41,6 +42,43 @@ def data_card(results: Path, dataset: str) -> Path:
 
 def pending_dir(models: Path, model: str) -> Path:
     return Path(models) / ".pending" / model
+
+
+def model_dir(models: Path, model: str) -> Path:
+    return Path(models) / model
+
+
+def write_training(folder: Path, history: dict, summary: dict) -> None:
+    """A trained model's per-epoch history and summary, beside its model.keras."""
+    from pipeline.files import write_json
+
+    write_json(Path(folder) / HISTORY_FILE, history)
+    write_json(Path(folder) / SUMMARY_FILE, summary)
+
+
+def read_training(folder: Path) -> tuple[dict, dict]:
+    """(history, summary) of a trained model's folder; empty where a file is missing."""
+    def read(name: str) -> dict:
+        path = Path(folder) / name
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    return read(HISTORY_FILE), read(SUMMARY_FILE)
+
+
+def write_run(folder: Path, run_id: str, tracking_uri: str) -> None:
+    """Which MLflow run holds what the folder's stage made, and in which store."""
+    from pipeline.files import write_json
+
+    write_json(Path(folder) / RUN_FILE, {"run_id": run_id, "tracking_uri": tracking_uri})
+
+
+def read_run(folder: Path, fix: str) -> str:
+    """The run id a stage recorded in `folder`; `fix` says how to make it again."""
+    path = Path(folder) / RUN_FILE
+    try:
+        return str(json.loads(path.read_text())["run_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DataError(f"{path} is missing or unreadable. Fix: {fix}") from None
 
 
 def read_source(raw: Path) -> dict | None:

@@ -58,8 +58,7 @@ def collect(params: DictConfig, results: Path, models: Path) -> list[dict]:
             if cfg.dataset != name:
                 continue
             scores = _read(results / name / model / "metrics.json")
-            summary = _read(models / model / "summary.json")
-            history = _read(models / model / "history.json")
+            history, summary = layout.read_training(layout.model_dir(models, model))
             if not scores:
                 continue
             val_key = f"val_{headline}"

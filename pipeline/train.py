@@ -60,8 +60,7 @@ def train(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> dict[
             f"{' '.join(str(err).split())[:300]}. The trained model is kept in {pending}. Fix: "
             "make the tracking store reachable, then rerun `dvc repro`: it logs the kept model "
             "without training again") from None
-    write_json(pending / layout.RUN_FILE, {"run_id": run_id,
-                                           "tracking_uri": tracking.tracking_uri(params)})
+    layout.write_run(pending, run_id, tracking.tracking_uri(params))
     replace_dir(pending, out_dir)
     scores = {k: round(v, 4) for k, v in summary.items()  # the saved model's, or K-fold's
               if k.startswith("val_") or (k.startswith("kfold_val_") and k.endswith("_mean"))}
@@ -83,9 +82,7 @@ def _kept(pending: Path, key: str):
 
     log.info("train: %s holds this exact training (key %s), not yet logged to MLflow: "
              "logging it, no training", pending, key)
-    return (keras.models.load_model(pending / "model.keras"),
-            json.loads((pending / "history.json").read_text()),
-            json.loads((pending / "summary.json").read_text()))
+    return (keras.models.load_model(pending / layout.MODEL_FILE), *layout.read_training(pending))
 
 
 def _fit(name: str, params: DictConfig, prepared: Path, manifest: dict, pending: Path, key: str):
@@ -95,9 +92,8 @@ def _fit(name: str, params: DictConfig, prepared: Path, manifest: dict, pending:
     with atomic_dir(pending) as tmp:  # complete (key file last) or not there at all
         model, history, summary = fit_and_score(name, params, prepared, manifest, train_split,
                                                 tmp)
-        model.save(tmp / "model.keras")
-        write_json(tmp / "history.json", history)
-        write_json(tmp / "summary.json", summary)
+        model.save(tmp / layout.MODEL_FILE)
+        layout.write_training(tmp, history, summary)
         write_json(tmp / KEY_FILE, {"key": key})
     return model, history, summary
 
