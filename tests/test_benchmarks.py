@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, serve_all, tiny_params
+from helpers.net import serve_all
+from helpers.params import tiny_params
+from helpers.paths import ROOT
 
 
 @pytest.mark.slow  # ~4 min: a real dvc repro, the books' scripts and 2 sweeps, tiny data

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT, project_params
+from helpers.params import project_params
+from helpers.paths import ROOT
 
 from pipeline.config import compose, dataset_config, load_params, model_config
 from pipeline.errors import ConfigError

@@ -1,6 +1,6 @@
 """Stage `download`: cache -> mirrors -> canonical URL, checksums, fallbacks, atomicity.
 
-Every network transfer goes to the fixture server on 127.0.0.1 (tests/conftest.py),
+Every network transfer goes to the fixture server on 127.0.0.1 (tests/helpers/net.py),
 which misbehaves on purpose; "no network" is a closed port on 127.0.0.1.
 """
 
@@ -17,15 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (
-    ROOT,
-    closed_port_url,
-    idx_gz_bytes,
-    make_upstream_files,
-    serve_all,
-    sha256,
-    tiny_params,
-)
+from helpers.net import closed_port_url, serve_all
+from helpers.params import tiny_params
+from helpers.paths import ROOT
+from helpers.upstream import idx_gz_bytes, make_upstream_files, sha256
 
 from pipeline.config import compose
 from pipeline.download import download
@@ -589,7 +584,7 @@ def test_cli_help():
 
 
 def test_sha256_helper_matches_hashlib():
-    """Guard for the tests themselves: conftest's sha256 is the params.yaml form."""
+    """Guard for the tests themselves: helpers.upstream's sha256 is the params.yaml form."""
     assert sha256(b"abc") == "sha256:" + hashlib.sha256(b"abc").hexdigest()
 
 

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import yaml
-from conftest import ROOT, serve_all, tiny_params
+from helpers.net import serve_all
+from helpers.params import tiny_params
+from helpers.paths import ROOT
 from helpers.project import make_project, ran, repro
 
 from pipeline.scaffold import write_params

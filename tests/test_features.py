@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import project_params
+from helpers.params import project_params
 from omegaconf import OmegaConf
 
 from pipeline.config import compose

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import idx_gz_bytes, npz_bytes, object_array, project_params
+from helpers.params import project_params
+from helpers.upstream import idx_gz_bytes, npz_bytes, object_array
 
 from pipeline.arrays import read_idx_gz, read_npz, write_idx_gz, write_npz
 from pipeline.config import compose

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-from servers import mlflow_server, prepared_project, require, run_stages, warm_up
+from helpers.paths import ROOT
+from helpers.servers import mlflow_server, prepared_project, require, run_stages, warm_up
 
 mlflow = pytest.importorskip("mlflow")
 

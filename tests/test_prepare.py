@@ -6,7 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import project_params, serve_all, sha256, tiny_params
+from helpers.net import serve_all
+from helpers.params import project_params, tiny_params
+from helpers.upstream import sha256
 
 from pipeline.arrays import load_split
 from pipeline.config import compose
@@ -31,7 +33,7 @@ def downloaded(file_server, upstream_files, tmp_path, monkeypatch):
 
 def test_every_dataset_prepares_with_a_complete_manifest(downloaded):
     params, data = downloaded
-    expected_rows = {  # fixture sizes (conftest) and the tiny params' splits
+    expected_rows = {  # fixture sizes (helpers/upstream.py) and the tiny params' splits
         "mnist": (108, 12, 40), "fashion_mnist": (80, 20, 30), "imdb": (70, 10, 60),
         "reuters": (110, 10, 30), "boston_housing": (40, 0, 10),
     }

@@ -1,4 +1,7 @@
-"""Parsers and checksums against real upstream bytes in ../shared/datasets (skipped if absent).
+"""Parsers and checksums against real upstream bytes, from the folder the environment variable
+REAL_DATASETS_DIR names (`<dataset>/<upstream file name>`, plus `SHA256SUMS`; see
+tests/helpers/real_datasets.py). Each test skips, naming the variable, where it is unset or
+lacks a file the test reads.
 
 Nothing here copies those files into the project; they are read in place.
 """
@@ -8,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import project_params
+from helpers.params import project_params
 
 from pipeline.arrays import read_idx_gz
 from pipeline.config import compose
@@ -24,24 +28,28 @@ def pinned(dataset: str, file: str) -> str:
     return next(f["hash"] for f in files if f["name"] == file)
 
 
-def test_checksums_match_published_values(shared_datasets):
-    sums = dict(line.split()[::-1] for line in (shared_datasets / "SHA256SUMS").read_text()
-                .splitlines() if line.strip())
+def test_checksums_match_published_values(real_datasets):
+    sums_file = real_datasets.file("SHA256SUMS")
+    sums = dict(line.split()[::-1] for line in sums_file.read_text().splitlines()
+                if line.strip())
+    listed = {path: real_datasets.file(*Path(path).parts) for path in sums}
     for path, digest in sums.items():
-        assert file_hash(shared_datasets / path) == f"sha256:{digest}", path
-    for dataset, file in [("boston_housing", "boston_housing.npz"),
-                          ("imdb", "imdb_word_index.json"),
-                          ("fashion_mnist", "train-labels-idx1-ubyte.gz"),
-                          ("fashion_mnist", "t10k-labels-idx1-ubyte.gz")]:
-        assert file_hash(shared_datasets / dataset / file) == pinned(dataset, file)
-    word_index = (shared_datasets / "imdb" / "imdb_word_index.json").read_bytes()
+        assert file_hash(listed[path]) == f"sha256:{digest}", path
+    pinned_files = [("boston_housing", "boston_housing.npz"),
+                    ("imdb", "imdb_word_index.json"),
+                    ("fashion_mnist", "train-labels-idx1-ubyte.gz"),
+                    ("fashion_mnist", "t10k-labels-idx1-ubyte.gz")]
+    real = {(dataset, file): real_datasets.file(dataset, file) for dataset, file in pinned_files}
+    for dataset, file in pinned_files:
+        assert file_hash(real[dataset, file]) == pinned(dataset, file)
+    word_index = real["imdb", "imdb_word_index.json"].read_bytes()
     assert hashlib.md5(word_index).hexdigest() == "bfafd718b763782e994055a2d397834f"
 
 
-def test_boston_loader_equals_keras_on_the_real_file(shared_datasets, monkeypatch):
+def test_boston_loader_equals_keras_on_the_real_file(real_datasets, monkeypatch):
+    real = real_datasets.file("boston_housing", "boston_housing.npz")
     keras = pytest.importorskip("keras")
     module = importlib.import_module("keras.src.datasets.boston_housing")
-    real = shared_datasets / "boston_housing" / "boston_housing.npz"
     monkeypatch.setattr(module, "get_file", lambda *a, **k: str(real))
     (kx_tr, ky_tr), (kx_te, ky_te) = keras.datasets.boston_housing.load_data()
 
@@ -54,18 +62,21 @@ def test_boston_loader_equals_keras_on_the_real_file(shared_datasets, monkeypatc
         np.testing.assert_array_equal(a, b)
 
 
-def test_bundled_boston_table_is_the_real_data(shared_datasets):
-    with np.load(shared_datasets / "boston_housing" / "boston_housing.npz") as f:
+def test_bundled_boston_table_is_the_real_data(real_datasets):
+    with np.load(real_datasets.file("boston_housing", "boston_housing.npz")) as f:
         x, y = f["x"], f["y"]
     table = np.loadtxt(resources.files("mlxtend") / "data" / "data" / "boston_housing.csv",
                        delimiter=",")
     assert np.array_equal(table[:, :-1], x) and np.array_equal(table[:, -1], y)
 
 
-def test_real_mnist_idx_files_parse(shared_datasets):
-    images = read_idx_gz(shared_datasets / "mnist" / "t10k-images-idx3-ubyte.gz")
-    labels = read_idx_gz(shared_datasets / "mnist" / "t10k-labels-idx1-ubyte.gz")
-    train_labels = read_idx_gz(shared_datasets / "mnist" / "train-labels-idx1-ubyte.gz")
+def test_real_mnist_idx_files_parse(real_datasets):
+    images_file = real_datasets.file("mnist", "t10k-images-idx3-ubyte.gz")
+    labels_file = real_datasets.file("mnist", "t10k-labels-idx1-ubyte.gz")
+    train_labels_file = real_datasets.file("mnist", "train-labels-idx1-ubyte.gz")
+    images = read_idx_gz(images_file)
+    labels = read_idx_gz(labels_file)
+    train_labels = read_idx_gz(train_labels_file)
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
     assert labels.shape == (10000,) and train_labels.shape == (60000,)
     # The published class counts of the MNIST test set.
@@ -74,8 +85,8 @@ def test_real_mnist_idx_files_parse(shared_datasets):
     assert images.max() == 255 and images.min() == 0
 
 
-def test_real_fashion_label_files_parse(shared_datasets):
-    train = read_idx_gz(shared_datasets / "fashion_mnist" / "train-labels-idx1-ubyte.gz")
-    test = read_idx_gz(shared_datasets / "fashion_mnist" / "t10k-labels-idx1-ubyte.gz")
+def test_real_fashion_label_files_parse(real_datasets):
+    train = read_idx_gz(real_datasets.file("fashion_mnist", "train-labels-idx1-ubyte.gz"))
+    test = read_idx_gz(real_datasets.file("fashion_mnist", "t10k-labels-idx1-ubyte.gz"))
     assert np.bincount(train).tolist() == [6000] * 10
     assert np.bincount(test).tolist() == [1000] * 10

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from conftest import project_params
+from helpers.params import project_params
 
 from pipeline.config import compose
 from pipeline.report import report

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, mirrored_params
+from helpers.net import free_port
+from helpers.params import mirrored_params
+from helpers.paths import ROOT
 from helpers.project import GIT_USER, make_project, repro
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -302,9 +303,7 @@ def test_ray_launcher_runs_a_sweep_on_a_local_ray_head(project):
     it by address, as on a real cluster."""
     path, env = project
     ray = str(Path(sys.executable).parent / "ray")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths are long
     ray_env = {**env, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
                "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}

@@ -12,7 +12,7 @@ import re
 import time
 
 import pytest
-from servers import mlflow_server, postgres_cluster, prepared_project, run_stages, warm_up
+from helpers.servers import mlflow_server, postgres_cluster, prepared_project, run_stages, warm_up
 
 mlflow = pytest.importorskip("mlflow")
 pytest.importorskip("psycopg2")
@@ -130,7 +130,7 @@ def test_a_url_that_is_no_tracking_server_fails_in_one_line(file_server):
     """tracking.uri pointing at some other web server: the answer's status, and the fix."""
     import copy
 
-    from conftest import project_params
+    from helpers.params import project_params
 
     from pipeline import tracking
     from pipeline.config import compose

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import closed_port_url, mirrored_params
+from helpers.net import closed_port_url, free_port
+from helpers.params import mirrored_params
 
 from pipeline.arrays import load_split
 from pipeline.config import compose
@@ -314,7 +315,7 @@ def test_mlflow_models_serve_answers_a_rest_request(workspace, tmp_path):
     train("boston_housing_dense", params, data, out)
     run = run_of(out / "run.json")
     model_dir = run.info.artifact_uri.removeprefix("file://") + "/model"
-    port = int(closed_port_url().rsplit(":", 1)[1])
+    port = free_port()
     mlflow_bin = Path(sys.executable).parent / "mlflow"
     server = subprocess.Popen(
         [str(mlflow_bin), "models", "serve", "-m", model_dir, "-h", "127.0.0.1", "-p",

@@ -9,8 +9,11 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from helpers.params import pipeline_params
 from pipeline.scaffold import scaffold
 
 AUDIT = Path(__file__).resolve().parent / "audit"  # sitecustomize: files each stage opens
@@ -70,3 +73,29 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` (relative path -> bytes)."""
     return {str(p.relative_to(folder)): p.read_bytes()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@dataclass
+class BuiltProject:
+    """`dvc repro` of every stage for imdb and boston_housing on tiny data, once per session.
+    Tests that change anything work on `copy()`; `audit` holds the files each stage read."""
+
+    path: Path
+    env: dict[str, str]
+    params: dict[str, Any]
+    audit: Path
+    output: str
+    seconds: float
+
+    def copy(self, dest: Path) -> Path:
+        return copy_project(self.path, dest)
+
+
+def build_project(root: Path) -> BuiltProject:
+    """root/project: every stage of pipeline_params() run by `dvc repro`, audited."""
+    audit = root / "audit"
+    audit.mkdir()
+    params = pipeline_params(root)
+    path, env = make_project(root, params, audit_dir=audit)
+    output, seconds = repro(path, env, "*")
+    return BuiltProject(path, env, params, audit, output, seconds)

@@ -1,7 +1,7 @@
 """Real servers for the tracking tests: a tiny prepared project, `mlflow server`/`ui`, and a
 throw-away PostgreSQL cluster, each started on 127.0.0.1 and always stopped by PID.
 
-Kept out of conftest.py so only the tests that start servers import it.
+Its own module, so only the tests that start servers import it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import mirrored_params
+
+from helpers.net import free_port
+from helpers.params import mirrored_params
 
 BIN = Path(sys.executable).parent
 IN_CI = bool(os.environ.get("CI"))
-# The light server (../shared/STACK.md): one worker, no job runner; ~8 s to answer, ~0.5 GB.
+# The light server: one worker, no job runner; ~8 s to answer, ~0.5 GB (measured on 2 cores).
 LIGHT = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
@@ -38,12 +39,6 @@ def require(found: bool, what: str, install: str) -> None:
     if IN_CI:
         pytest.fail(f"{message} (CI=true: .ci/run should have installed it)", pytrace=False)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def prepared_project(root: Path, datasets: tuple[str, ...], tracking_uri: str) -> dict[str, Any]:
