@@ -37,7 +37,14 @@ def flatten(data: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
+# What a result comes from: the code, its configuration and the locked environment. The
+# files the pipeline writes itself (dvc.lock, results/, reports/) are not: a run that
+# rewrote them, as every `dvc repro` does, did not come from a modified checkout.
+SOURCES = ("pipeline", "conf", "params.yaml", "dvc.yaml", "pyproject.toml", "uv.lock")
+
+
 def git_tags(root: Path | None = None) -> dict[str, str]:
+    """`git_commit`, and `git_dirty`: whether the code or configuration differs from it."""
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], cwd=root or Path.cwd(), capture_output=True,
@@ -46,7 +53,7 @@ def git_tags(root: Path | None = None) -> dict[str, str]:
             return ""
 
     return {"git_commit": git("rev-parse", "HEAD") or "unknown",
-            "git_dirty": str(bool(git("status", "--porcelain"))).lower()}
+            "git_dirty": str(bool(git("status", "--porcelain", "--", *SOURCES))).lower()}
 
 
 def run_tags(dataset: str, manifest: dict, stage: str, kind: str,

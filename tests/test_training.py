@@ -611,3 +611,36 @@ def test_the_runs_latest_value_is_the_saved_models(workspace, saved, steps):
     assert run.data.metrics["val_loss"] == saved
     assert run.data.metrics["epochs"] == 3 and run.data.metrics["objective"] == saved
     assert [m.step for m in client.get_metric_history(run_id, "loss")] == [0, 1, 2]
+
+
+def test_git_dirty_means_the_code_or_configuration_changed(tmp_path):
+    """A fresh clone after `dvc repro` (which rewrites dvc.lock and results/) is clean; an
+    edit to params.yaml or the code is what makes a run's checkout dirty."""
+    import os
+    import subprocess
+
+    from helpers.project import GIT_USER
+
+    from pipeline.run_log import git_tags
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True,
+                       env={**os.environ, **GIT_USER})
+
+    for name in ("params.yaml", "dvc.lock", "results/imdb/imdb_dense/metrics.json",
+                 "pipeline/train.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("1\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "clone")
+    (tmp_path / "dvc.lock").write_text("2\n")  # what dvc repro writes
+    (tmp_path / "results/imdb/imdb_dense/metrics.json").write_text("2\n")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/report.md").write_text("new\n")
+    assert git_tags(tmp_path)["git_dirty"] == "false"
+    (tmp_path / "params.yaml").write_text("2\n")
+    assert git_tags(tmp_path)["git_dirty"] == "true"
+    git("checkout", "params.yaml")
+    (tmp_path / "pipeline/new_module.py").write_text("x = 1\n")  # untracked code counts too
+    assert git_tags(tmp_path)["git_dirty"] == "true"
