@@ -55,15 +55,13 @@ def check_url(key: str, url: str, shown: str | None = None) -> None:
 
 def one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        import difflib
-
         close = difflib.get_close_matches(str(value), allowed, n=1)
         fail(key, f"'{value}' is unknown", f"one of: {', '.join(allowed)}",
              f"use {close[0]}" if close else "pick one of those")
 
 
 def close_names(given: Any, names: list[str]) -> str:
-
+    """" (did you mean X?)" for the first of `given` that is close to one of `names`."""
     for value in given:
         match = difflib.get_close_matches(str(value), names, n=1)
         if match and match[0] != value:
