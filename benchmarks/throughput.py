@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.arrays import load_split
 from pipeline.config import load_params, model_config
-from pipeline.layout import read_manifest
+from pipeline.layout import DATA, prepared_dir, read_manifest
 from pipeline.models import build_model
 from pipeline.training import fit_once, seed_everything
 
@@ -63,7 +63,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             cfg = model_config(params, name)
-            prepared = Path("data") / cfg.dataset / "prepared"
+            prepared = prepared_dir(DATA, cfg.dataset)
             manifest = read_manifest(prepared)
             train = load_split(prepared / "train.npz")
             val = load_split(prepared / "val.npz")

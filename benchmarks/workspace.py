@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import layout
 from pipeline.console import QUIET_ENV
 from pipeline.scaffold import scaffold, write_params
 
@@ -171,18 +172,18 @@ class Workspace:
 
     def metric(self, dataset: str, model_or_baseline: str) -> dict[str, float]:
         """What the pipeline's evaluate (or baseline) stage wrote: the side to compare."""
-        path = self.path / "results" / dataset / model_or_baseline / "metrics.json"
-        return json.loads(path.read_text())
+        return json.loads((self.path / layout.RESULTS / dataset / model_or_baseline
+                           / "metrics.json").read_text())
 
     def manifest(self, dataset: str) -> dict[str, Any] | None:
         """The prepared data's manifest (rows, shapes, bytes), None before `prepare`."""
-        path = self.path / "data" / dataset / "prepared" / "manifest.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        return layout.manifest_or_none(layout.prepared_dir(self.path / layout.DATA, dataset))
 
     def sources(self) -> dict[str, dict[str, str]]:
         """Where each dataset's raw files came from (canonical, mirror, bundled, ...)."""
         out = {}
-        for path in sorted(self.path.glob("data/*/raw/source.json")):
-            info = json.loads(path.read_text())
-            out[path.parent.parent.name] = {k: str(info.get(k, "")) for k in ("kind", "detail")}
+        for name in sorted(self.params["datasets"]):
+            info = layout.read_source(layout.raw_dir(self.path / layout.DATA, name))
+            if info is not None:
+                out[name] = {k: str(info.get(k, "")) for k in ("kind", "detail")}
         return out
