@@ -37,7 +37,8 @@ def write_plots(plots: Path, history: dict, ds: DictConfig, y, predicted, title:
         ax.plot(epochs, history[key], "bo", label=f"Training {key}")
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], "b", label=f"Validation {key}")
-        ax.set(xlabel="Epochs", ylabel=key, title=f"Training and validation {key}")
+        shown = "Training and validation" if f"val_{key}" in history else "Training"
+        ax.set(xlabel="Epochs", ylabel=key, title=f"{shown} {key}")
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
@@ -50,7 +51,8 @@ def write_plots(plots: Path, history: dict, ds: DictConfig, y, predicted, title:
         low = float(min(np.min(y), np.min(predicted)))
         high = float(max(np.max(y), np.max(predicted)))
         ax.plot([low, high], [low, high], "k--", linewidth=1)
-        ax.set(xlabel="actual", ylabel="predicted", title=f"{title}: test predictions")
+        # titles on two lines: "dataset / model: test ..." on one is wider than a 5-inch figure
+        ax.set(xlabel="actual", ylabel="predicted", title=f"{title}\ntest predictions")
         fig.tight_layout()
         fig.savefig(plots / "predictions.png", dpi=100)
         plt.close(fig)
@@ -63,7 +65,7 @@ def write_plots(plots: Path, history: dict, ds: DictConfig, y, predicted, title:
     ConfusionMatrixDisplay.from_predictions(
         [names[i] for i in y], [names[i] for i in predicted], labels=names, ax=ax,
         xticks_rotation="vertical", colorbar=False, include_values=len(names) <= 12)
-    ax.set_title(f"{title}: test confusion matrix")
+    ax.set_title(f"{title}\ntest confusion matrix")
     fig.tight_layout()
     fig.savefig(plots / "confusion_matrix.png", dpi=100)
     plt.close(fig)
