@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError, PipelineError, error_line
 from pipeline.layout import REAL_SOURCES
 
 QUIET_ENV = {
@@ -105,9 +104,6 @@ def interrupted(err: BaseException | None = None) -> str | None:
     return "SIGINT" if isinstance(err, KeyboardInterrupt) else None
 
 
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
 def die_with_parent() -> None:
     """Linux: be sent SIGTERM when the parent process dies (DVC killed by `kill`, a sweep's
     main process killed under its workers), so an orphan never goes on training and writing
@@ -122,11 +118,6 @@ def die_with_parent() -> None:
         return
     if os.getppid() == 1:  # the parent died before we asked
         raise Interrupted("SIGTERM (its parent process is gone)")
-
-
-def error_line(err: BaseException) -> str:
-    """Any error as one line (libraries' messages can span several, and color themselves)."""
-    return " ".join(ANSI.sub("", str(err)).split())
 
 
 def run_stage(main: Callable[[], None], params: Path | str | None = None) -> None:

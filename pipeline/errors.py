@@ -1,4 +1,4 @@
-"""The errors a user can fix, each printed as one line by `console.run_command`.
+"""The errors a user can fix, each printed as one line by `console.run_stage`.
 
 A message says what is wrong, where it came from (a params.yaml line, a command-line
 override, a file), what was expected, and a fix that works. Anything else that goes
@@ -6,6 +6,15 @@ wrong is a bug: it gets one line too, and the traceback behind `PIPELINE_DEBUG=1
 """
 
 from __future__ import annotations
+
+import re
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def error_line(err: BaseException) -> str:
+    """Any error as one line (libraries' messages can span several, and color themselves)."""
+    return " ".join(ANSI.sub("", str(err)).split())
 
 
 class PipelineError(Exception):

@@ -10,6 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.errors import error_line
 from pipeline.rules import fail
 
 
@@ -80,7 +81,7 @@ def check_baseline_options(cfg: DictConfig) -> None:
                 warnings.simplefilter("ignore")
                 estimator(**options, random_state=0).fit(x, y)
         except (TypeError, ValueError) as err:
-            text = " ".join(str(err).split())
+            text = error_line(err)
             named = re.search(r"'(\w+)' parameter|argument '(\w+)'", text)
             option = next((g for g in named.groups() if g), None) if named else None
             fail(f"{key}.{option}" if option else key, f"scikit-learn refuses it ({text[:200]})",

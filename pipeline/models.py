@@ -20,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import metrics
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, error_line
 
 SPECIAL_METRICS = ("accuracy", "acc")  # Keras picks the binary/categorical/sparse variant
 SPECIAL_LOSSES = ("crossentropy", "ce")
@@ -33,7 +33,7 @@ def _kwargs(cfg: DictConfig | dict) -> dict[str, Any]:
 
 
 def _refused(key: str, err: Exception, expected: str, fix: str) -> ConfigError:
-    problem = f"Keras refuses it ({' '.join(str(err).split())[:200]})"
+    problem = f"Keras refuses it ({error_line(err)[:200]})"
     return ConfigError(key=key, problem=problem, expected=expected, fix=fix)
 
 
@@ -156,7 +156,7 @@ def _dry_run(name: str, model_cfg: DictConfig, ds: DictConfig, inputs, outputs,
         raise ConfigError(
             key=f"models.{name}.loss", problem=f"Keras can't score '{model_cfg.loss}' (and "
             f"metrics {list(model_cfg.metrics)}) on this model's outputs and {ds.task} labels "
-            f"({' '.join(str(err).split())[:160]})",
+            f"({error_line(err)[:160]})",
             expected=f"a loss for {labels}: sparse_categorical_crossentropy with one softmax "
             "unit per class, binary_crossentropy with 1 sigmoid unit, mse/mae for regression",
             fix="change the loss or the output layer to match") from None

@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, error_line
 
 
 def read_yaml(path: Path | str) -> DictConfig:
@@ -38,7 +38,7 @@ def read_yaml(path: Path | str) -> DictConfig:
         raise ConfigError(f"{where_}: YAML syntax error: {what}. Fix: correct the YAML at that "
                           "line and column (`git diff params.yaml` shows what changed)") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())}). Fix: "
+        raise ConfigError(f"{path}: not valid YAML ({error_line(err)}). Fix: "
                           "correct the file (`git diff` shows what changed)") from None
     if not isinstance(content, DictConfig) or not content:
         raise ConfigError(f"{path}: empty, or not a mapping of settings; expected the project's "

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from pipeline import cli, layout
 from pipeline.arrays import dense
 from pipeline.config import dataset_config, load_params
-from pipeline.errors import DataError
+from pipeline.errors import DataError, error_line
 from pipeline.features import Transform
 from pipeline.formats import Sequences
 
@@ -76,7 +76,7 @@ def _images(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     try:  # mapped first: the header's shape and dtype are checked before anything is read
         x = np.load(path, allow_pickle=False, mmap_mode="r")
     except (ValueError, OSError, EOFError) as err:
-        raise _Refused(f"not a readable .npy file ({' '.join(str(err).split())[:120]})") from None
+        raise _Refused(f"not a readable .npy file ({error_line(err)[:120]})") from None
     if not isinstance(x, np.ndarray):
         raise _Refused("an .npz archive, not a single .npy array")
     x = x[None] if x.shape == shape else x
@@ -93,7 +93,7 @@ def _word_lists(path: Path, load: DictConfig) -> Sequences:
     try:
         rows = json.loads(path.read_text())
     except (ValueError, OSError) as err:
-        raise _Refused(f"not readable JSON ({' '.join(str(err).split())[:120]})") from None
+        raise _Refused(f"not readable JSON ({error_line(err)[:120]})") from None
     if isinstance(rows, list) and rows and all(_is_index(w) for w in rows):
         rows = [rows]
     if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
@@ -134,7 +134,7 @@ def _table(path: Path, shape: tuple[int, ...]) -> np.ndarray:
                 warnings.simplefilter("ignore", UserWarning)
                 x = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
     except (ValueError, OSError, TypeError) as err:
-        raise _Refused(f"not a table of numbers ({' '.join(str(err).split())[:120]})") from None
+        raise _Refused(f"not a table of numbers ({error_line(err)[:120]})") from None
     x = x.reshape(1, -1) if x.ndim == 1 and x.size else x
     if x.size == 0:
         return x.reshape(0, *shape)
@@ -171,7 +171,7 @@ def load_model(dataset: str, run_id: str | None):
                if run_id else f"`dvc repro -f train@<model> evaluate@<model>` for a model of "
                f"{dataset}: the tracking store {mlflow.get_tracking_uri()} has no champion "
                "(it was reset, or belongs to another checkout)")
-        reason = " ".join(str(err).split())[:120] or type(err).__name__
+        reason = error_line(err)[:120] or type(err).__name__
         raise DataError(f"no Keras model at {uri} ({reason}). Fix: {fix}") from None
 
 

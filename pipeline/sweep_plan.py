@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline import layout, metrics
 from pipeline.config import compose, dataset_config, model_config
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, error_line
 
 log = logging.getLogger("pipeline.sweep")
 
@@ -48,7 +48,7 @@ def parse(arguments: list[str]) -> list[Override]:
     try:
         return OverridesParser.create().parse_overrides(arguments)
     except OverrideParseException as err:
-        raise ConfigError(f"sweep: {' '.join(str(err).split())[:300]}. Fix: write overrides as "
+        raise ConfigError(f"sweep: {error_line(err)[:300]}. Fix: write overrides as "
                           "key=value, a sweep as key=a,b,c") from None
 
 
@@ -194,7 +194,7 @@ def _compose(arguments: list[str]) -> DictConfig:
                          if key_parts(a.lstrip("+~").split("=")[0]) == key_parts(known.key)),
                         known.key)
             raise ConfigError(f"sweep: {line}: {_plain(known)}") from None
-        text = " ".join(str(err).split())
+        text = error_line(err)
         raise ConfigError(f"sweep: {text[:300]}. Fix: check the key and value against "
                           "params.yaml (the keys `dvc exp run -S` takes) and conf/") from None
 

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from omegaconf import DictConfig
 
-from pipeline.errors import TrackingUnavailable
+from pipeline.errors import TrackingUnavailable, error_line
 
 log = logging.getLogger("pipeline.tracking")
 
@@ -115,7 +115,7 @@ def origin_of(params: DictConfig) -> str:
 
 def unavailable(uri: str, origin: str, err: Exception) -> TrackingUnavailable:
     """One line: which store, set where, what went wrong, and the fix for that case."""
-    text = " ".join(str(err).split())
+    text = error_line(err)
     status = re.search(r"error code (\d{3})", text)
     if "Invalid Host header" in text:
         host = urlsplit(uri).netloc
@@ -196,7 +196,7 @@ def end_failed(client, run_id: str, error: BaseException) -> str:
     """End a run as FAILED, with the error line as its `pipeline.error` tag, or as KILLED
     (Ctrl-C, SIGTERM). Errors doing so are swallowed: the store may be what failed, and the
     caller re-raises the real error."""
-    from pipeline.console import error_line, interrupted
+    from pipeline.console import interrupted
 
     status = "KILLED" if interrupted(error) else "FAILED"
     with contextlib.suppress(Exception):

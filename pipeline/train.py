@@ -27,7 +27,7 @@ from pipeline import cli, layout
 from pipeline.arrays import dense, load_split
 from pipeline.config import load_params, model_config
 from pipeline.console import source_banner
-from pipeline.errors import TrackingUnavailable
+from pipeline.errors import TrackingUnavailable, error_line
 from pipeline.files import atomic_dir, replace_dir, write_json
 
 log = logging.getLogger("pipeline.train")
@@ -57,7 +57,7 @@ def train(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> dict[
     except Exception as err:
         raise TrackingUnavailable(
             f"train {name}: logging to MLflow ({tracking.tracking_uri(params)}) failed: "
-            f"{' '.join(str(err).split())[:300]}. The trained model is kept in {pending}. Fix: "
+            f"{error_line(err)[:300]}. The trained model is kept in {pending}. Fix: "
             "make the tracking store reachable, then rerun `dvc repro`: it logs the kept model "
             "without training again") from None
     layout.write_run(pending, run_id, tracking.tracking_uri(params))

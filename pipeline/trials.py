@@ -20,8 +20,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from pipeline import layout, metrics
-from pipeline.console import die_with_parent, error_line, handle_sigterm, setup_logging
-from pipeline.errors import DataError
+from pipeline.console import die_with_parent, handle_sigterm, setup_logging
+from pipeline.errors import DataError, error_line
 from pipeline.files import temp_prefix
 from pipeline.sweep_plan import (
     Plan,
