@@ -11,7 +11,7 @@ import pytest
 from helpers.net import closed_port_url, free_port
 from helpers.params import mirrored_params
 
-from pipeline.arrays import load_split
+from pipeline.arrays import dense, load_split
 from pipeline.config import compose
 from pipeline.download import download
 from pipeline.errors import ConfigError, DataError, TrackingUnavailable
@@ -101,6 +101,7 @@ def test_train_and_evaluate_are_tracked(workspace, model):
     assert run.data.params["model.epochs"] == "2" and "dataset.task" in run.data.params
     history = client.get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in history] == list(range(summary["epochs"]))
+    assert len(client.get_metric_history(run.info.run_id, "epochs")) == 1  # train's, once
     for key, value in metrics.items():
         if key.startswith("test_") and isinstance(value, float):
             assert run.data.metrics[key] == pytest.approx(value)
@@ -116,8 +117,24 @@ def test_train_and_evaluate_are_tracked(workspace, model):
         assert set(metrics["per_class"]) == set(params.datasets[dataset].classes)
     loaded = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model")
     x, _ = load_split(data / dataset / "prepared" / "test.npz")
-    x = x[:2].toarray() if hasattr(x, "toarray") else x[:2]
-    assert loaded.predict(x, verbose=0).shape[0] == 2
+    assert loaded.predict(dense(x[:2]), verbose=0).shape[0] == 2
+
+
+def test_evaluate_refuses_a_model_folder_without_its_history(workspace, tmp_path):
+    import shutil
+
+    from pipeline.evaluate import evaluate
+    from pipeline.train import train
+
+    params, data = workspace["params"], workspace["data"]
+    models = tmp_path / "models"
+    train("imdb_dense", params, data, models / "imdb_dense")
+    (models / "imdb_dense" / "history.json").unlink()
+    with pytest.raises(DataError, match=r"history\.json is missing or empty\. Fix: run `dvc "
+                       r"repro -f train@imdb_dense`"):
+        evaluate("imdb_dense", params, data, models, tmp_path / "results")
+    assert not (tmp_path / "results").exists()  # refused before writing anything
+    shutil.rmtree(models)
 
 
 def test_training_is_deterministic(workspace):
