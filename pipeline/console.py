@@ -9,15 +9,19 @@ and `kill` send) is handled like Ctrl-C, so runs and temp files are closed prope
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.errors import ConfigError, PipelineError, error_line
+from pipeline.files import HOST, process_gone
 from pipeline.layout import REAL_SOURCES
 
 QUIET_ENV = {
@@ -104,20 +108,51 @@ def interrupted(err: BaseException | None = None) -> str | None:
     return "SIGINT" if isinstance(err, KeyboardInterrupt) else None
 
 
-def die_with_parent() -> None:
-    """Linux: be sent SIGTERM when the parent process dies (DVC killed by `kill`, a sweep's
-    main process killed under its workers), so an orphan never goes on training and writing
-    outputs nobody will record; SIGTERM then ends it like Ctrl-C."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
+def die_with_parent(beyond: str | None = None) -> None:
+    """Be stopped (SIGTERM, then handled like Ctrl-C) when the process that started this one
+    dies (DVC killed by `kill`, a sweep's main process killed under its workers), so an
+    orphan never goes on training and writing outputs nobody will record.
 
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before we asked
-        raise Interrupted("SIGTERM (its parent process is gone)")
+    `beyond`: an environment variable set for this process by its starter, so the shells
+    in between are passed over: DVC runs a stage through `$SHELL -c`, and dash (`/bin/sh`
+    where SHELL is unset) forks instead of exec'ing, so the stage's parent is a shell that
+    outlives a killed DVC. The starter is watched by a daemon thread (any POSIX system);
+    on Linux the parent's death also signals at once (PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    starter = _starter(beyond)
+    if process_gone(HOST, starter) or os.getppid() == 1:  # it died before we looked
+        raise Interrupted("SIGTERM (the process that started it is gone)")
+    threading.Thread(target=_watch, args=(starter,), name="die-with-parent",
+                     daemon=True).start()
+
+
+def _starter(beyond: str | None) -> int:
+    """The nearest ancestor whose environment lacks `beyond` (its parent if None, or where
+    /proc can't tell: macOS)."""
+    pid = os.getppid()
+    mark = f"{beyond}=".encode() if beyond else None
+    for _ in range(8):  # `uv run`, shells: never more than a few levels
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            return pid
+        if mark is None or not any(v.startswith(mark) for v in environ.split(b"\0")):
+            return pid
+        if parent <= 1:
+            return pid
+        pid = parent
+    return pid
+
+
+def _watch(pid: int, every: float = 0.5) -> None:
+    while not process_gone(HOST, pid):
+        time.sleep(every)
+    os.kill(os.getpid(), signal.SIGTERM)  # the main thread's handler stops the work
 
 
 def run_stage(main: Callable[[], None], params: Path | str | None = None) -> None:
@@ -132,7 +167,7 @@ def run_stage(main: Callable[[], None], params: Path | str | None = None) -> Non
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         if os.environ.get("DVC_STAGE"):  # run by `dvc repro`: die with it
-            die_with_parent()
+            die_with_parent(beyond="DVC_STAGE")
         main()
     except BaseException as err:
         if isinstance(err, SystemExit):

@@ -172,12 +172,16 @@ def test_a_killed_stage_leaves_nothing_that_the_next_run_keeps(project):
     assert not list(pending.glob("*")) and (path / "models" / "imdb_dense" / "run.json").is_file()
 
 
-def test_a_killed_dvc_takes_its_stage_with_it(project):
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_a_killed_dvc_takes_its_stage_with_it(project, shell):
     """`kill <dvc pid>` (SIGTERM to DVC alone, as a CI runner or a supervisor sends it): the
-    stage it ran stops too, cleans up, and never finishes a training nobody records."""
+    stage it ran stops too, cleans up, and never finishes a training nobody records. DVC
+    runs a stage through `$SHELL -c`: bash execs the command, dash (`/bin/sh`, DVC's choice
+    where SHELL is unset) forks it, so the stage's parent is a shell that outlives DVC."""
     path, env = project
     edited(path, lambda p: p["models"]["imdb_dense"].update(epochs=400, early_stopping=None))
-    process = subprocess.Popen(["dvc", "repro", "train@imdb_dense"], cwd=path, env=env,
+    process = subprocess.Popen(["dvc", "repro", "train@imdb_dense"], cwd=path,
+                               env={**env, "SHELL": shell},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     pending = path / "models" / ".pending"
