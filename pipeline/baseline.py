@@ -94,17 +94,30 @@ def baseline(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> di
     if banner:
         log.warning("%s", banner)
 
-    started = time.perf_counter()
-    splits = {}
-    for split in ("train", "val", "test"):
-        x, y = load_split(prepared / f"{split}.npz")
-        splits[split] = (_flat(x), y)
-    estimator, metrics = fit_baseline(ds, params.baseline, params.seed, splits)
-    write_json(out_dir / "metrics.json", metrics)  # deterministic: no timings in here
-    seconds = round(time.perf_counter() - started, 3)
+    import mlflow
 
-    run_id = log_baseline_run(name, params, manifest, estimator, splits["train"][0],
-                              {**metrics, "train_seconds": seconds})
+    from pipeline import run_log
+
+    kind = "SGDRegressor" if ds.task == "regression" else "SGDClassifier"
+    tags = run_log.run_tags(name, manifest, f"baseline@{name}", f"baseline {kind}")
+    with tracking.live_run(name, f"baseline@{name}", f"{name} baseline ({kind})", tags) as run:
+        run_id = run.info.run_id
+        client = mlflow.MlflowClient()
+        config = {"seed": params.seed, "baseline": params.baseline,
+                  "dataset": run_log.dataset_params(params, name)}
+        run_log.log_params(client, run_id, run_log.flatten(config))
+        client.log_inputs(run_id, datasets=run_log.split_inputs(
+            ds, name, manifest, {**run_log.TRAINING_INPUTS, **run_log.TEST_INPUTS}))
+        started = time.perf_counter()
+        splits = {}
+        for split in ("train", "val", "test"):
+            x, y = load_split(prepared / f"{split}.npz")
+            splits[split] = (_flat(x), y)
+        estimator, metrics = fit_baseline(ds, params.baseline, params.seed, splits)
+        seconds = round(time.perf_counter() - started, 3)
+        write_json(out_dir / "metrics.json", metrics)  # deterministic: no timings in here
+        _log_results(client, run_id, estimator, splits["train"][0],
+                     {**metrics, "train_seconds": seconds})
     layout.write_run(out_dir, run_id, tracking.tracking_uri(params))
     headline = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("test_", "cv_"))}
     log.info("baseline %s: %s (%s data, %.1fs)", name, headline, manifest["source"]["kind"],
@@ -112,30 +125,21 @@ def baseline(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> di
     return metrics
 
 
-def log_baseline_run(name, params, manifest, estimator, x_train, metrics) -> str:
+def _log_results(client, run_id: str, estimator, x_train, metrics: dict) -> None:
     import mlflow
     from mlflow.models import infer_signature
 
-    from pipeline import run_log, tracking
+    from pipeline import run_log
 
-    kind = "SGDRegressor" if params.datasets[name].task == "regression" else "SGDClassifier"
-    tags = run_log.run_tags(name, manifest, f"baseline@{name}", f"baseline {kind}")
-    with tracking.live_run(name, f"baseline@{name}", f"{name} baseline ({kind})", tags) as run:
-        client = mlflow.MlflowClient()
-        config = {"seed": params.seed, "baseline": params.baseline,
-                  "dataset": run_log.dataset_params(params, name)}
-        run_log.log_params(client, run.info.run_id, run_log.flatten(config))
-        run_log.log_metrics(client, run.info.run_id, metrics)
-        # A run artifact of its own, as the Keras runs have: MLflow 3.17's compare view
-        # breaks ("Something went wrong") on a run whose artifact list is empty.
-        client.log_text(run.info.run_id, json.dumps(metrics, indent=1, sort_keys=True),
-                        "metrics.json")
-        example = dense(x_train[:5])
-        mlflow.sklearn.log_model(
-            estimator, name="model", input_example=example,
-            signature=infer_signature(example, estimator.predict(example)),
-            pip_requirements=run_log.serving_requirements(run_log.SKLEARN_PACKAGES))
-        return run.info.run_id
+    run_log.log_metrics(client, run_id, metrics)
+    # A run artifact of its own, as the Keras runs have: MLflow 3.17's compare view
+    # breaks ("Something went wrong") on a run whose artifact list is empty.
+    client.log_text(run_id, json.dumps(metrics, indent=1, sort_keys=True), "metrics.json")
+    example = dense(x_train[:5])
+    mlflow.sklearn.log_model(
+        estimator, name="model", input_example=example,
+        signature=infer_signature(example, estimator.predict(example)),
+        pip_requirements=run_log.serving_requirements(run_log.SKLEARN_PACKAGES))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,6 +29,7 @@ log = logging.getLogger("pipeline.evaluate")
 def evaluate(name: str, params: DictConfig, data_dir: Path, models_dir: Path,
              out_dir: Path) -> dict[str, Any]:
     import keras
+    import mlflow
 
     from pipeline import registry, run_log, tracking
 
@@ -62,6 +63,8 @@ def evaluate(name: str, params: DictConfig, data_dir: Path, models_dir: Path,
     write_json(out_dir / "metrics.json", {k: v for k, v in metrics.items() if k not in detail})
     write_json(out_dir / "per_class.json", detail)
     run_log.log_test_results(run_id, metrics, out_dir / "plots")
+    mlflow.MlflowClient().log_inputs(run_id, datasets=run_log.split_inputs(
+        params.datasets[cfg.dataset], cfg.dataset, manifest, run_log.TEST_INPUTS))
     metric = selection_metric(ds.task, cfg.kfold is not None)
     value = figure(metric, history, summary)
     version, champion = registry.register(cfg.dataset, run_id, metric, value)

@@ -1,6 +1,7 @@
-"""The model registry: every Keras model is a version of its dataset's registered model, and
-the alias `champion` moves to a version only when its validation figure is strictly better
-(pipeline/metrics.py says which way is better). The test split never chooses.
+"""The model registry: every Keras model is a version of its dataset's registered model, made
+from the logged model of its training run, and the alias `champion` moves to a version
+only when its validation figure is strictly better (pipeline/metrics.py says which way is
+better). The test split never chooses.
 
 Only "no such registered model yet" is an expected answer from MLflow here; any other
 error fails the stage and leaves the champion where it was.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from pipeline import metrics
+from pipeline.errors import DataError
 
 log = logging.getLogger("pipeline.registry")
 
@@ -58,14 +60,24 @@ def register(dataset: str, run_id: str, metric: str, value: float | None):
     if existing:
         version = existing[0]
     else:  # the client API, quietly (mlflow.register_model prints to the console)
-        source = f"{client.get_run(run_id).info.artifact_uri}/model"
+        model_id = logged_model(client, run_id)
         version = client.create_model_version(
-            dataset, source, run_id=run_id,
+            dataset, f"models:/{model_id}", run_id=run_id, model_id=model_id,
             tags={"selection_metric": metric, "selection_value": str(value)})
     wins = value is not None and _beats(metric, value, current)
     if wins:
         client.set_registered_model_alias(dataset, CHAMPION, version.version)
     return version.version, wins
+
+
+def logged_model(client, run_id: str) -> str:
+    """The id of the model the run logged (its Models column), the one a version is of."""
+    outputs = client.get_run(run_id).outputs
+    models = [m.model_id for m in (outputs.model_outputs if outputs else None) or []]
+    if not models:
+        raise DataError(f"run {run_id} logged no model to register. Fix: `dvc repro -f "
+                        "train@<model>` trains and logs it again")
+    return models[-1]
 
 
 def _beats(metric: str, value: float, current) -> bool:

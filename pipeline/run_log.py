@@ -96,37 +96,108 @@ def log_metric_series(
 
 def log_training(client, run_id: str, history: Mapping[str, list[float]],
                  summary: Mapping[str, object], extra: Mapping[str, float] | None = None) -> None:
-    """A training's figures: each epoch at its step, then the summary's scalars at step 0.
-    A figure of the saved model that is also an epoch series (`val_loss` after early
-    stopping restored an earlier epoch) goes one step past the last epoch, as MLflow's
-    Keras autologging logs restored weights, so the run's latest value is the saved model's
-    and every series keeps one point per step."""
+    """A training's figures at once: each epoch at its step, then its summary (a trained
+    model logged after its training, whose epochs nobody watched live)."""
     epochs = len(history.get("loss", []))
-    series = [(epoch, {k: v[epoch] for k, v in history.items()}) for epoch in range(epochs)]
+    log_metric_series(client, run_id, [(epoch, {k: v[epoch] for k, v in history.items()})
+                                       for epoch in range(epochs)])
+    log_summary(client, run_id, history, summary, extra)
+
+
+def log_summary(client, run_id: str, history: Mapping[str, list[float]],
+                summary: Mapping[str, object], extra: Mapping[str, float] | None = None) -> None:
+    """A training's scalars at step 0, after its epochs were logged. A figure of the saved
+    model that is also an epoch series (`val_loss` after early stopping restored an earlier
+    epoch) goes one step past the last epoch, as MLflow's Keras autologging logs restored
+    weights, so the run's latest value is the saved model's and every series keeps one
+    point per step."""
+    epochs = len(history.get("loss", []))
     scalars = {k: float(v) for k, v in summary.items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
     saved = {k: scalars.pop(k) for k in list(scalars) if k in history}
+    series = []
     if any(not math.isclose(v, history[k][-1], rel_tol=1e-6) for k, v in saved.items()):
         series.append((epochs, saved))
     log_metric_series(client, run_id, [*series, (0, {**scalars, **(extra or {})})])
 
 
-def log_keras_model(model, signature, input_example, artifact_path: str = "model") -> None:
-    """Log a Keras model as an MLflow model, with its signature and input example.
+def log_keras_model(model, signature, input_example, name: str = "model") -> str:
+    """Log a Keras model as an MLflow 3 logged model (the run's Models column,
+    `mlflow.search_logged_models`), with its signature and input example; returns its id.
 
-    `mlflow.keras.log_model(..., input_example=...)` fails in MLflow 3.17 (it writes the
-    example before creating its folder), so the model is saved locally with
-    `mlflow.keras.save_model` and uploaded as the run's `model` artifact: it loads with
-    `mlflow.keras.load_model("runs:/<run_id>/model")` and serves like any MLflow model.
+    `mlflow.keras.log_model(..., input_example=...)` fails in MLflow 3.17: its `save_model`
+    writes the example before it creates the model's folder. So the model goes through
+    `Model.log`, MLflow's own route for every flavor (custom flavors use it too), with
+    `mlflow.keras` whose `save_model` gets its folder first: the same logged model, MLmodel
+    and serving-input check as `log_model` makes.
     """
-    import tempfile
+    import io
+    import os
+    import types
 
     import mlflow
+    from mlflow.models import Model
 
-    with tempfile.TemporaryDirectory() as tmp:
-        mlflow.keras.save_model(model, tmp, signature=signature, input_example=input_example,
-                                pip_requirements=serving_requirements())
-        mlflow.log_artifacts(tmp, artifact_path)
+    def save_model(path: str, **kwargs: Any) -> None:
+        os.makedirs(path, exist_ok=True)
+        mlflow.keras.save_model(path=path, **kwargs)
+
+    keras_flavor = types.SimpleNamespace(__name__="mlflow.keras", save_model=save_model)
+    with contextlib.redirect_stdout(io.StringIO()):  # Keras' progress bar of the serving
+        info = Model.log(artifact_path=None, name=name, flavor=keras_flavor, model=model,
+                         signature=signature, input_example=input_example,  # check
+                         pip_requirements=serving_requirements())
+    return info.model_id
+
+
+# The splits a run used, by MLflow's dataset context: a training's, and an evaluation's.
+TRAINING_INPUTS = {"train": "training", "val": "validation"}
+TEST_INPUTS = {"test": "testing"}
+
+
+def split_inputs(ds: DictConfig, dataset: str, manifest: dict,
+                 contexts: Mapping[str, str]) -> list:
+    """The prepared splits a run used, as MLflow datasets (the run's Datasets column): named
+    `<dataset>/<split>`, the split's sha256 (its first 16 digits) as digest, its array
+    shapes as schema, and where the data came from as source: the canonical or mirror URL,
+    or the recipe of a stand-in together with the URLs it stands in for."""
+    import numpy as np
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.types import Schema, TensorSpec
+
+    inputs = []
+    for split, context in contexts.items():
+        info = manifest["splits"][split]
+        schema = Schema([
+            TensorSpec(np.dtype(info["x_dtype"]), (-1, *info["x_shape"][1:]), "x"),
+            TensorSpec(np.dtype(info["y_dtype"]), (-1,), "y")])
+        meta = MetaDataset(data_source(ds, manifest["source"]), name=f"{dataset}/{split}",
+                           digest=info["sha256"][:16], schema=schema)
+        profile = {"rows": info["rows"], "sparse": info["sparse"],
+                   "data_source": manifest["source"]["kind"]}
+        inputs.append(DatasetInput(Dataset(**meta.to_dict(), profile=json.dumps(profile)),
+                                   [InputTag("mlflow.data.context", context)]))
+    return inputs
+
+
+def data_source(ds: DictConfig, source: Mapping[str, Any]):
+    """An MLflow dataset source for a source record (pipeline/download.py writes them): the
+    URL or folder it was downloaded from, MLflow choosing the kind as for any location."""
+    import warnings
+
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    files = list(source.get("files", {}))
+    if source.get("kind") in ("canonical", "mirror"):
+        base = str(source.get("detail", ""))
+        location = f"{base}/{files[0]}" if len(files) == 1 and "," not in base else base
+        with warnings.catch_warnings():  # "can be interpreted in multiple ways": a folder
+            warnings.simplefilter("ignore")
+            return resolve_dataset_source(location)
+    return CodeDatasetSource({"kind": str(source.get("kind")), "recipe": str(source.get("detail")),
+                              "stands_in_for": ", ".join(f.url for f in ds.source.files)})
 
 
 KERAS_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "scipy", "mlflow")
@@ -174,6 +245,5 @@ def log_test_results(run_id: str, metrics: dict[str, Any], plots: Path) -> None:
         scalars.update({f"test_{k.replace('-', '_')}_{safe}": v for k, v in values.items()
                         if k != "support"})
     log_metrics(client, run_id, scalars)
-    for png in sorted(plots.glob("*.png")):
-        client.log_artifact(run_id, str(png), "plots")
+    client.log_artifacts(run_id, str(plots), "plots")
     client.log_text(run_id, json.dumps(metrics, indent=1), "test_metrics.json")

@@ -2,15 +2,18 @@
 
 1. check the model with Keras on the prepared data's shape (pipeline/preflight.py) and
    that the tracking store answers: a mistake fails here, before any training;
-2. train (pipeline/training.py) into models/.pending/<model>/, keyed by what decides the
-   result (config, seed, data, code);
-3. log the run to MLflow (params, per-epoch metrics, the model with its signature);
-4. only then move the folder to models/<model>/ (model.keras, checkpoint.keras,
+2. open its MLflow run: params, and the train/val splits as datasets;
+3. train (pipeline/training.py) into models/.pending/<model>/, keyed by what decides the
+   result (config, seed, data, code); the run shows each epoch as it ends, and each
+   K-fold fold as a child run (pipeline/live.py); a failed training ends it FAILED with why;
+4. log the summary and the model (an MLflow logged model, signature and input example);
+5. only then move the folder to models/<model>/ (model.keras, checkpoint.keras,
    history.json, summary.json, training_key.json, run.json).
 
 If logging fails (the store went away, the process was killed), the trained model stays
 in models/.pending/<model>/; the next run with the same key logs it without training
-again. Nothing half-done reaches models/<model>/.
+again, tagged `pipeline.trained_in_run` with the run it trained in. Nothing half-done
+reaches models/<model>/.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from pipeline import cli, layout
+from pipeline import cli, layout, run_log
 from pipeline.arrays import dense, load_split
 from pipeline.config import load_params, model_config
 from pipeline.console import source_banner
 from pipeline.errors import TrackingUnavailable, error_line
 from pipeline.files import atomic_dir, replace_dir, write_json
+from pipeline.live import LiveTraining
 
 log = logging.getLogger("pipeline.train")
 KEY_FILE = "training_key.json"
@@ -49,17 +53,37 @@ def train(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> dict[
 
     key = training_key(params, name, manifest, "pipeline.train")  # not __name__: __main__
     pending = layout.pending_dir(out_dir.parent, out_dir.name)
-    model, history, summary = _kept(pending, key) or _fit(name, params, prepared, manifest,
-                                                          pending, key)
-    try:
-        run_id = log_training_run(name, params, cfg, manifest, model, history, summary,
-                                  load_split(prepared / "train.npz")[0])
-    except Exception as err:
-        raise TrackingUnavailable(
-            f"train {name}: logging to MLflow ({tracking.tracking_uri(params)}) failed: "
-            f"{error_line(err)[:300]}. The trained model is kept in {pending}. Fix: "
-            "make the tracking store reachable, then rerun `dvc repro`: it logs the kept model "
-            "without training again") from None
+    kept = _kept(pending, key)
+    import mlflow
+
+    with tracking.live_run(cfg.dataset, f"train@{name}", f"{cfg.dataset} {name} (keras)",
+                           run_log.run_tags(cfg.dataset, manifest, f"train@{name}", "keras")
+                           ) as run:
+        run_id = run.info.run_id
+        client = mlflow.MlflowClient()
+        run_log.log_params(client, run_id, run_log.flatten(run_log.run_config(params, name)))
+        client.log_inputs(run_id, datasets=run_log.split_inputs(
+            params.datasets[cfg.dataset], cfg.dataset, manifest, run_log.TRAINING_INPUTS))
+        live = LiveTraining(client, client.get_run(run_id))
+        if kept is None:
+            model, history, summary = _fit(name, params, prepared, manifest, pending, key,
+                                           run_id, live)
+        else:
+            model, history, summary, trained_in = kept
+            client.set_tag(run_id, "pipeline.trained_in_run", trained_in)
+        try:
+            if kept is None:
+                live.send()  # the last epochs
+                run_log.log_summary(client, run_id, history, summary)
+            else:  # trained by an earlier run: its epochs at once
+                run_log.log_training(client, run_id, history, summary)
+            _log_model(client, run_id, model, history, load_split(prepared / "train.npz")[0])
+        except Exception as err:
+            raise TrackingUnavailable(
+                f"train {name}: logging to MLflow ({tracking.tracking_uri(params)}) failed: "
+                f"{error_line(err)[:300]}. The trained model is kept in {pending}. Fix: make "
+                "the tracking store reachable, then rerun `dvc repro`: it logs the kept model "
+                "without training again") from None
     layout.write_run(pending, run_id, tracking.tracking_uri(params))
     replace_dir(pending, out_dir)
     scores = {k: round(v, 4) for k, v in summary.items()  # the saved model's, or K-fold's
@@ -71,51 +95,43 @@ def train(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> dict[
 
 
 def _kept(pending: Path, key: str):
-    """A model trained with the same key whose logging failed: (model, history, summary)."""
+    """A model trained with the same key whose logging failed:
+    (model, history, summary, the id of the run it trained in)."""
     try:
-        kept = json.loads((pending / KEY_FILE).read_text())["key"]
-    except (OSError, ValueError, KeyError):
+        kept = json.loads((pending / KEY_FILE).read_text())
+    except (OSError, ValueError):
         return None
-    if kept != key:
+    if kept.get("key") != key:
         return None
     import keras
 
     log.info("train: %s holds this exact training (key %s), not yet logged to MLflow: "
              "logging it, no training", pending, key)
-    return (keras.models.load_model(pending / layout.MODEL_FILE), *layout.read_training(pending))
+    return (keras.models.load_model(pending / layout.MODEL_FILE), *layout.read_training(pending),
+            str(kept.get("run_id", "unknown")))
 
 
-def _fit(name: str, params: DictConfig, prepared: Path, manifest: dict, pending: Path, key: str):
+def _fit(name: str, params: DictConfig, prepared: Path, manifest: dict, pending: Path, key: str,
+         run_id: str, live: LiveTraining):
     from pipeline.training import fit_and_score
 
     train_split = load_split(prepared / "train.npz")
     with atomic_dir(pending) as tmp:  # complete (key file last) or not there at all
         model, history, summary = fit_and_score(name, params, prepared, manifest, train_split,
-                                                tmp)
+                                                tmp, live=live)
         model.save(tmp / layout.MODEL_FILE)
         layout.write_training(tmp, history, summary)
-        write_json(tmp / KEY_FILE, {"key": key})
+        write_json(tmp / KEY_FILE, {"key": key, "run_id": run_id})
     return model, history, summary
 
 
-def log_training_run(name, params, cfg, manifest, model, history, summary, x_train) -> str:
-    import mlflow
+def _log_model(client, run_id: str, model, history, x_train) -> None:
     from mlflow.models import infer_signature
 
-    from pipeline import run_log, tracking
-
-    tags = run_log.run_tags(cfg.dataset, manifest, f"train@{name}", "keras")
-    with tracking.live_run(cfg.dataset, f"train@{name}", f"{cfg.dataset} {name} (keras)",
-                           tags) as run:
-        client = mlflow.MlflowClient()
-        run_log.log_params(client, run.info.run_id,
-                            run_log.flatten(run_log.run_config(params, name)))
-        run_log.log_training(client, run.info.run_id, history, summary)
-        example = dense(x_train[:3])
-        signature = infer_signature(example, model.predict(example, verbose=0))
-        run_log.log_keras_model(model, signature, example)
-        mlflow.log_text(json.dumps(history, indent=1), "history.json")
-        return run.info.run_id
+    example = dense(x_train[:3])
+    signature = infer_signature(example, model.predict(example, verbose=0))
+    run_log.log_keras_model(model, signature, example)
+    client.log_text(run_id, json.dumps(history, indent=1), "history.json")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,12 +10,13 @@ metric), then a final model fits all of train.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -23,6 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.arrays import load_split
 from pipeline.config import model_config
 from pipeline.errors import DataError
+
+if TYPE_CHECKING:
+    from pipeline.live import LiveTraining
 
 log = logging.getLogger("pipeline.train")
 History = dict[str, list[float]]  # Keras' per-epoch metrics
@@ -87,20 +91,27 @@ def build_callbacks(model_cfg: DictConfig, checkpoint_path: str, has_validation:
 
 
 def fit_once(name: str, cfg: DictConfig, manifest: dict, train, val, epochs: int,
-             checkpoint: Path, progress: bool = True) -> tuple[Any, History]:
-    """Build, fit and return (model, history); raise TrainingFailed on a NaN loss."""
+             checkpoint: Path, progress: bool = True, live: LiveTraining | None = None
+             ) -> tuple[Any, History]:
+    """Build, fit and return (model, history); raise TrainingFailed on a NaN loss. `live`:
+    the MLflow run the epochs are sent to as they end."""
     from pipeline.models import build_model
 
     x_train, y_train = train
     sparse = manifest["splits"]["train"]["sparse"]
     model = build_model(name, cfg, tuple(x_train.shape[1:]), sparse)
     has_val = val is not None and val[0].shape[0] > 0
-    history = model.fit(
-        x_train, y_train, epochs=epochs, batch_size=cfg.batch_size,
-        validation_data=val if has_val else None,
-        callbacks=build_callbacks(cfg, str(checkpoint), has_val, progress), verbose=0,
-        shuffle=True,
-    ).history
+    try:
+        history = model.fit(
+            x_train, y_train, epochs=epochs, batch_size=cfg.batch_size,
+            validation_data=val if has_val else None,
+            callbacks=[*build_callbacks(cfg, str(checkpoint), has_val, progress),
+                       *([live.callback()] if live is not None else [])], verbose=0,
+            shuffle=True,
+        ).history
+    finally:  # the epochs done show in the run, also when the fit failed
+        if live is not None:
+            live.send(raise_errors=False)
     losses = history.get("loss", [])
     if not losses or not np.all(np.isfinite(losses)):
         raise TrainingFailed(
@@ -119,9 +130,10 @@ def validation_scores(model, cfg: DictConfig, val) -> dict[str, float]:
 
 
 def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, live: LiveTraining | None = None) -> dict[str, Any]:
     """The book's K-fold validation on the training split: every validation figure per fold
-    (the fold's model as trained) and its mean over folds (`kfold_val_mae_mean`)."""
+    (the fold's model as trained) and its mean over folds (`kfold_val_mae_mean`). `live`:
+    each fold trains in a child run of it."""
     x, y = train
     folds = cfg.kfold.folds
     size = len(y) // folds
@@ -130,8 +142,9 @@ def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path,
         val_rows = np.arange(k * size, (k + 1) * size)
         train_rows = np.setdiff1d(np.arange(len(y)), val_rows)
         val = (x[val_rows], y[val_rows])
-        model, _ = fit_once(name, cfg, manifest, (x[train_rows], y[train_rows]), val,
-                            cfg.kfold.epochs, tmp / "fold.keras", progress)
+        with live.fold(k + 1, folds) if live is not None else contextlib.nullcontext():
+            model, _ = fit_once(name, cfg, manifest, (x[train_rows], y[train_rows]), val,
+                                cfg.kfold.epochs, tmp / "fold.keras", progress, live)
         for key, value in validation_scores(model, cfg, val).items():
             per_fold.setdefault(key, []).append(value)
         shown = f"val_{cfg.metrics[0]}"
@@ -145,22 +158,22 @@ def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path,
 
 
 def fit_and_score(name: str, params: DictConfig, prepared: Path, manifest: dict, train_split,
-                  workdir: Path, final_fit: bool = True, progress: bool = True
-                  ) -> tuple[Any, History, dict[str, Any]]:
+                  workdir: Path, final_fit: bool = True, progress: bool = True,
+                  live: LiveTraining | None = None) -> tuple[Any, History, dict[str, Any]]:
     """Returns (model or None, history, summary); `final_fit=False` stops after K-fold;
-    `progress=False`: no epoch bar."""
+    `progress=False`: no epoch bar; `live`: the MLflow run that shows it as it trains."""
     cfg = model_config(params, name)
     seed_everything(params.seed)
     started = time.perf_counter()
     summary: dict[str, Any] = {}
     model, history = None, {}
     if cfg.kfold is not None:
-        summary.update(kfold_scores(name, cfg, manifest, train_split, workdir, progress))
+        summary.update(kfold_scores(name, cfg, manifest, train_split, workdir, progress, live))
         seed_everything(params.seed)
     if final_fit or cfg.kfold is None:
         val_split = load_split(prepared / "val.npz")
         model, history = fit_once(name, cfg, manifest, train_split, val_split, cfg.epochs,
-                                  workdir / "checkpoint.keras", progress)
+                                  workdir / "checkpoint.keras", progress, live)
         summary["epochs"] = len(history["loss"])
         if val_split[0].shape[0]:  # the figures of the model as saved (early stopping may
             # have restored an earlier epoch): what the registry, sweeps and report rank by

@@ -23,6 +23,7 @@ from pipeline import layout, metrics
 from pipeline.console import die_with_parent, handle_sigterm, setup_logging
 from pipeline.errors import DataError, error_line
 from pipeline.files import temp_prefix
+from pipeline.live import LiveTraining
 from pipeline.sweep_plan import (
     Plan,
     make_plan,
@@ -124,20 +125,26 @@ def run_trial(cfg: DictConfig) -> float:
             tracking.STEP_TAG: step(plan.model), **tracking.owner_tags()}
     if parent is not None:
         tags["mlflow.parentRunId"] = parent.info.run_id
-    run_id = client.create_run(experiment, tags=tags,
-                               run_name=f"trial {number}: {shown(plan, swept)}").info.run_id
+    run = client.create_run(experiment, tags=tags,
+                            run_name=f"trial {number}: {shown(plan, swept)}")
+    run_id = run.info.run_id
     try:
+        run_log.log_params(client, run_id,
+                            run_log.flatten(run_log.run_config(params, plan.model)))
+        client.log_inputs(run_id, datasets=run_log.split_inputs(
+            params.datasets[plan.dataset], plan.dataset, manifest, run_log.TRAINING_INPUTS))
+        live = LiveTraining(client, run)  # its epochs appear as they end
         train_split = load_split(prepared / "train.npz")
         with tempfile.TemporaryDirectory(prefix=temp_prefix(out_dir / "scratch", "tmp"),
                                          dir=out_dir) as scratch:
             _, history, summary = fit_and_score(
                 plan.model, params, prepared, manifest, train_split, Path(scratch),
                 final_fit=not plan.objective.startswith("kfold_"),
-                progress=cfg.sweep.parallel_trials <= 1)  # parallel bars would interleave
+                progress=cfg.sweep.parallel_trials <= 1,  # parallel bars would interleave
+                live=live)
         value = objective_value(plan, history, summary)
-        run_log.log_params(client, run_id,
-                            run_log.flatten(run_log.run_config(params, plan.model)))
-        run_log.log_training(client, run_id, history, summary, {"objective": value})
+        live.send()
+        run_log.log_summary(client, run_id, history, summary, {"objective": value})
         client.set_terminated(run_id, "FINISHED")
     except BaseException as err:
         status = tracking.end_failed(client, run_id, err)

@@ -58,3 +58,24 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> BuiltProject:
     from helpers.project import build_project
 
     return build_project(tmp_path_factory.mktemp("built"))
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every dataset downloaded (from a local mirror folder) and prepared, tiny, and an
+    empty MLflow store, for the tests that call the stages' functions in-process."""
+    from helpers.params import mirrored_params, small_models
+
+    from pipeline.config import compose
+    from pipeline.download import download
+    from pipeline.prepare import prepare
+
+    root = tmp_path_factory.mktemp("training")
+    raw = small_models(mirrored_params(root))
+    raw["tracking"]["uri"] = f"sqlite:///{root / 'mlflow.db'}"
+    params = compose(raw)
+    data = root / "data"
+    for name in params.datasets:
+        download(name, params, data / name / "raw")
+        prepare(name, params, data)
+    return {"root": root, "raw": raw, "params": params, "data": data}

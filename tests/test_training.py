@@ -9,41 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.net import closed_port_url, free_port
-from helpers.params import mirrored_params
 
 from pipeline.arrays import dense, load_split
 from pipeline.config import compose
-from pipeline.download import download
 from pipeline.errors import ConfigError, DataError, TrackingUnavailable
-from pipeline.prepare import prepare
 
 pytest.importorskip("keras")
 mlflow = pytest.importorskip("mlflow")
-
-
-def small_models(raw: dict) -> dict:
-    """The project's models, trained for 2 epochs (K-fold: 2 folds of 2 epochs)."""
-    for model in raw["models"].values():
-        model["epochs"] = 2
-        if model["kfold"]:
-            model["kfold"] = {"folds": 2, "epochs": 2}
-    raw["baseline"]["cv_folds"] = 2
-    raw["baseline"]["n_jobs"] = 1
-    return raw
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    """Prepared tiny datasets (served from a local mirror folder) and an empty MLflow store."""
-    root = tmp_path_factory.mktemp("training")
-    raw = small_models(mirrored_params(root))
-    raw["tracking"]["uri"] = f"sqlite:///{root / 'mlflow.db'}"
-    params = compose(raw)
-    data = root / "data"
-    for name in params.datasets:
-        download(name, params, data / name / "raw")
-        prepare(name, params, data)
-    return {"root": root, "raw": raw, "params": params, "data": data}
 
 
 @pytest.fixture(autouse=True)
@@ -191,17 +163,18 @@ def test_unreachable_tracking_store_fails_before_training(workspace, monkeypatch
 
 
 def test_tracking_failure_after_training_keeps_the_model(workspace, monkeypatch):
-    """The store goes away after training: the model is kept, and the next run (store back)
-    logs it without training again; nothing half-done ever sits in the output folder."""
+    """The store goes away after training: the model is kept, its run ends FAILED saying
+    so, and the next run (store back) logs it without training again, naming the run it
+    trained in; nothing half-done ever sits in the output folder."""
     import pipeline.train as stage
     from pipeline.train import train
 
-    real_log = stage.log_training_run
+    real_log = stage._log_model
 
     def broken(*args, **kwargs):
         raise ConnectionError("store went away")
 
-    monkeypatch.setattr(stage, "log_training_run", broken)
+    monkeypatch.setattr(stage, "_log_model", broken)
     out = workspace["root"] / "models" / "kept"
     with pytest.raises(TrackingUnavailable, match=r"kept in .*models/\.pending/kept\. Fix: .*"
                        r"without training again"):
@@ -209,16 +182,27 @@ def test_tracking_failure_after_training_keeps_the_model(workspace, monkeypatch)
     pending = workspace["root"] / "models" / ".pending" / "kept"
     assert (pending / "model.keras").is_file() and (pending / "history.json").is_file()
     assert not out.exists()
+    trained_in = json.loads((pending / "training_key.json").read_text())["run_id"]
+    failed = mlflow.MlflowClient().get_run(trained_in)
+    assert failed.info.status == "FAILED" and "store went away" in failed.data.tags[
+        "pipeline.error"]
+    epochs = list(range(len(json.loads((pending / "history.json").read_text())["loss"])))
+    assert [m.step for m in mlflow.MlflowClient().get_metric_history(trained_in, "loss")
+            ] == epochs  # logged live, as they ended
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(stage, "log_training_run", real_log)
+    monkeypatch.setattr(stage, "_log_model", real_log)
     monkeypatch.setattr("pipeline.training.fit_and_score", no_training)
     train("imdb_dense", workspace["params"], workspace["data"], out)
     assert {p.name for p in out.iterdir()} >= {"model.keras", "history.json", "run.json"}
     assert not pending.exists()
-    assert run_of(out / "run.json").info.status == "FINISHED"
+    logged = run_of(out / "run.json")
+    assert logged.info.status == "FINISHED"
+    assert logged.data.tags["pipeline.trained_in_run"] == trained_in
+    assert [m.step for m in mlflow.MlflowClient().get_metric_history(
+        logged.info.run_id, "loss")] == epochs
 
 
 def test_bad_layer_config_fails_before_training(workspace):
@@ -331,14 +315,17 @@ def test_mlflow_models_serve_answers_a_rest_request(workspace, tmp_path):
     out = root / "models" / "serve_boston"
     train("boston_housing_dense", params, data, out)
     run = run_of(out / "run.json")
-    model_dir = run.info.artifact_uri.removeprefix("file://") + "/model"
+    (model,) = mlflow.search_logged_models(  # the run's logged model, by MLflow's own search
+        experiment_ids=[run.info.experiment_id], output_format="list",
+        filter_string=f"source_run_id = '{run.info.run_id}'")
     port = free_port()
     mlflow_bin = Path(sys.executable).parent / "mlflow"
     server = subprocess.Popen(
-        [str(mlflow_bin), "models", "serve", "-m", model_dir, "-h", "127.0.0.1", "-p",
-         str(port), "--env-manager", "local"],
+        [str(mlflow_bin), "models", "serve", "-m", f"models:/{model.model_id}", "-h",
+         "127.0.0.1", "-p", str(port), "--env-manager", "local"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-        env={**os.environ, "PATH": f"{mlflow_bin.parent}{os.pathsep}{os.environ['PATH']}"})
+        env={**os.environ, "PATH": f"{mlflow_bin.parent}{os.pathsep}{os.environ['PATH']}",
+             "MLFLOW_TRACKING_URI": workspace["raw"]["tracking"]["uri"]})
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -415,29 +402,31 @@ def test_a_run_left_running_by_a_killed_stage_is_ended_by_the_next(workspace, st
     client.set_terminated(alive, "KILLED")
 
 
-def test_a_failed_stage_ends_its_run_failed_with_the_reason(workspace, monkeypatch):
-    from pipeline.train import log_training_run
-
-    def broken_upload(*args, **kwargs):
-        raise OSError("disk full while uploading the model")
-
-    monkeypatch.setattr("pipeline.run_log.log_keras_model", broken_upload)
-    params = workspace["params"]
-    cfg = params.models.imdb_dense
-    from pipeline import layout
-
-    manifest = layout.read_manifest(layout.prepared_dir(workspace["data"], "imdb"))
+def test_a_failed_training_ends_its_run_failed_with_the_reason(workspace, monkeypatch):
+    """The run exists from the start: a training that breaks at its third epoch leaves a
+    FAILED run that says why, with the two epochs it finished."""
     import keras
 
-    model = keras.Sequential([keras.Input((10000,)), keras.layers.Dense(1)])
-    x = load_split(workspace["data"] / "imdb" / "prepared" / "train.npz")[0]
+    from pipeline import training
+    from pipeline.train import train
+
+    class Breaks(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                raise OSError("disk full while saving a checkpoint")
+
+    real = training.build_callbacks
+    monkeypatch.setattr(training, "build_callbacks", lambda *a, **k: [*real(*a, **k), Breaks()])
+    params = compose({**workspace["raw"], "models": {**workspace["raw"]["models"], "imdb_dense": {
+        **workspace["raw"]["models"]["imdb_dense"], "epochs": 5, "early_stopping": None}}})
     with pytest.raises(OSError, match="disk full"):
-        log_training_run("imdb_dense", params, cfg, manifest, model, {"loss": [1.0]},
-                         {"epochs": 1}, x)
-    runs = mlflow.MlflowClient().search_runs(
-        [mlflow.get_experiment_by_name("imdb").experiment_id],
-        "tags.`pipeline.error` LIKE '%disk full%'")
+        train("imdb_dense", params, workspace["data"], workspace["root"] / "models" / "broken")
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([mlflow.get_experiment_by_name("imdb").experiment_id],
+                              "tags.`pipeline.error` LIKE '%disk full%'")
     assert [r.info.status for r in runs] == ["FAILED"]
+    assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "loss")] == [0, 1]
+    assert runs[0].data.params["model.epochs"] == "5"  # logged before the training
 
 
 def test_no_retries_only_for_the_reachability_check(workspace, monkeypatch):

@@ -64,3 +64,14 @@ def pipeline_params(root: Path) -> dict[str, Any]:
     params["models"]["boston_housing_dense"].update(epochs=3, kfold={"folds": 2, "epochs": 2})
     params["baseline"].update(cv_folds=2, n_jobs=1)
     return params
+
+
+def small_models(raw: dict) -> dict:
+    """The project's models, trained for 2 epochs (K-fold: 2 folds of 2 epochs)."""
+    for model in raw["models"].values():
+        model["epochs"] = 2
+        if model["kfold"]:
+            model["kfold"] = {"folds": 2, "epochs": 2}
+    raw["baseline"]["cv_folds"] = 2
+    raw["baseline"]["n_jobs"] = 1
+    return raw
