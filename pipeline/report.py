@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import cli, layout, metrics
 from pipeline.config import load_params
 from pipeline.files import atomic_file
-from pipeline.layout import REAL_SOURCES
+from pipeline.layout import UPSTREAM_KINDS
 from pipeline.tables import markdown_table
 
 log = logging.getLogger("pipeline.report")
@@ -84,7 +84,7 @@ def collect(params: DictConfig, results: Path, models: Path) -> list[dict]:
 def banner_lines(sections: list[dict]) -> list[str]:
     return [f"{s['dataset']}: {s['source'].get('kind', '?').upper()} data "
             f"({s['source'].get('detail', '')})"
-            for s in sections if s["source"].get("kind") not in REAL_SOURCES]
+            for s in sections if s["source"].get("kind") not in UPSTREAM_KINDS]
 
 
 COLUMNS = [("model", "model"), ("cv", "CV / K-fold {m}"), ("val", "val {m}"),
