@@ -120,8 +120,8 @@ def baseline(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> di
                      {**metrics, "train_seconds": seconds})
     layout.write_run(out_dir, run_id, tracking.tracking_uri(params))
     headline = {k: round(v, 4) for k, v in metrics.items() if k.startswith(("test_", "cv_"))}
-    log.info("baseline %s: %s (%s data, %.1fs)", name, headline, manifest["source"]["kind"],
-             seconds)
+    log.info("baseline %s: %s (data: %s, %.1fs)", name, headline,
+             layout.data_label(manifest["source"]), seconds)
     return metrics
 
 

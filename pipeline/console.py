@@ -1,4 +1,4 @@
-"""One clear line per step, loud banners for stand-in data, one-line errors.
+"""One clear line per step, loud banners for data not proven real, one-line errors.
 
 Every stage's and command's `main()` runs through `run_stage`, which sets up logging
 and ends every failure in a single `ERROR ...` line: the project's own errors with
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError, PipelineError, error_line
 from pipeline.files import HOST, process_gone
-from pipeline.layout import REAL_SOURCES
+from pipeline.layout import data_label, data_tier
 
 QUIET_ENV = {
     # Libraries' noise off before they are imported (each measured on this stack):
@@ -54,21 +54,31 @@ def setup_logging() -> None:
 
 
 def source_banner(dataset: str, source: dict) -> str | None:
-    """A box nobody can miss when the data is not the real, canonical dataset."""
-    kind = source.get("kind", "unknown")
-    if kind in REAL_SOURCES:
+    """What a stage says about its data, in layout.py's words: nothing for the real dataset
+    (bundled arrays proven identical included), one line for a real subset (its size), and
+    a box nobody can miss for data not proven real; only synthetic data is called NOT real."""
+    tier, label = data_tier(source), data_label(source)
+    proof = source.get("proof", {})
+    if tier == "real":
         return None
-    what = {
-        "bundled": "BUNDLED data shipped by a package (real, but maybe a subset)",
-        "generated": "GENERATED stand-in data (synthetic, NOT the real dataset)",
-    }.get(kind, f"data of unknown origin ({kind})")
-    lines = [
-        f"{dataset}: using {what}",
-        f"from: {source.get('detail', '?')}",
-        f"why: {source.get('reason', '?')}",
-        "Metrics on it are NOT comparable with published results.",
-        "The next `dvc repro` with network (or a mirror) switches to the real data.",
-    ]
+    if tier == "subset":
+        return (f"{dataset}: data is a {label}: {proof.get('origin', source.get('detail', '?'))}"
+                "; smaller than the full dataset, so its figures don't compare with published "
+                "ones")
+    if tier == "synthetic":
+        lines = [f"{dataset}: using {label} data: NOT the real dataset",
+                 f"from: {source.get('detail', '?')}", f"why: {source.get('reason', '?')}",
+                 "Metrics on it are NOT comparable with published results."]
+    else:
+        lines = [f"{dataset}: using {label} data: NOT proven to be the real dataset",
+                 f"from: {source.get('detail', '?')}", f"why: {source.get('reason', '?')}"]
+        if "expected_arrays_sha256" in proof:
+            lines.append(f"its arrays' sha256 {proof['arrays_sha256']} differs from that of "
+                         f"{proof['identical_to']['file']}: {proof['expected_arrays_sha256']}")
+        elif "why" in proof:
+            lines.append(f"unproven: {proof['why']}")
+        lines.append("Metrics on it may not compare with published results.")
+    lines.append("The next `dvc repro` with network (or a mirror) switches to the real data.")
     lines = [part for line in lines for part in textwrap.wrap(line, 84)]
     width = max(len(line) for line in lines) + 4
     bar = "!" * width

@@ -32,7 +32,7 @@ from pipeline.features import (
 )
 from pipeline.files import verify_file
 from pipeline.formats import load_upstream
-from pipeline.layout import REAL_SOURCES, read_source
+from pipeline.layout import UPSTREAM_KINDS, data_label, read_source
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Built:
 def verify_raw(name: str, ds: DictConfig, raw: Path, source: dict) -> None:
     """Every raw file must match its pinned hash (real data) or its recorded one (stand-ins)."""
     for spec in ds.source.files:
-        if source["kind"] in REAL_SOURCES:
+        if source["kind"] in UPSTREAM_KINDS:
             expected = spec.hash
         else:
             expected = source.get("files", {}).get(spec.name)
@@ -60,7 +60,7 @@ def verify_raw(name: str, ds: DictConfig, raw: Path, source: dict) -> None:
 
 def refetch_advice(name: str, source: dict) -> str:
     """Why deleting the file and downloading it again would or wouldn't help, and the fix."""
-    if source["kind"] in REAL_SOURCES:
+    if source["kind"] in UPSTREAM_KINDS:
         return ("its checksum is the one pinned in params.yaml, so fetching it again gives these "
                 f"same bytes. Fix: make datasets.{name}.source.files (url and hash) name the "
                 "genuine upstream file")
@@ -101,7 +101,8 @@ def build(name: str, params: DictConfig, raw: Path, source: dict) -> Built:
         "dataset": name,
         "task": ds.task,
         "classes": OmegaConf.to_container(ds.classes) if ds.classes else None,
-        "source": {k: source[k] for k in ("kind", "detail", "reason", "files") if k in source},
+        "source": {"kind": source["kind"], "label": data_label(source),  # + its proof
+                   **{k: source[k] for k in ("detail", "reason", "files", "proof") if k in source}},
         "settings": dataset_settings(ds),  # what the checks compare the data's facts against
         "preprocess": {"kind": transform.kind, **transform.options, **transform.fitted},
         "splits": {split: describe(x, y, ds) for split, (x, y) in splits.items()},

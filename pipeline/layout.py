@@ -15,6 +15,7 @@ here leaves these folders.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,46 @@ from pipeline.errors import DataError
 
 DATA, MODELS, RESULTS = Path("data"), Path("models"), Path("results")
 SOURCE_FILE, MANIFEST = "source.json", "manifest.json"
-REAL_SOURCES = ("canonical", "mirror")  # source.json kinds of real data (else a stand-in)
+UPSTREAM_KINDS = ("canonical", "mirror")  # source.json kinds: the pinned upstream files
 PROBE_FILE, CHECK_FILE = DATA / "probe.json", DATA / "check.json"
 RUN_FILE = "run.json"
 MODEL_FILE, HISTORY_FILE, SUMMARY_FILE = "model.keras", "history.json", "summary.json"
+
+
+# --- what the data is: the one set of words for stage output, source.json, the manifest,
+# MLflow's `data_label` tag and the report. Only synthetic data is called NOT real; data
+# is called real only when it is the pinned file or its arrays are proven equal to it.
+REAL = "real"  # canonical or mirror: the exact upstream file(s) params.yaml pins
+IDENTICAL = "real (identical to canonical)"  # bundled, arrays digest = the canonical file's
+UNVERIFIED = "bundled (unverified)"  # bundled, and nothing proves what it is
+SYNTHETIC = "stand-in (synthetic)"  # generated: NOT the real dataset
+
+
+def subset_label(rows: int, of_rows: int, unit: str = "rows") -> str:
+    """A bundled real subset, with its size: `real subset (5,000 of 60,000 training images)`."""
+    return f"real subset ({rows:,} of {of_rows:,} {unit})"
+
+
+def data_label(source: Mapping[str, Any]) -> str:
+    """The words for a source record's data. Records written before labels existed (and
+    the report's placeholder for a dataset not prepared yet) get their kind's cautious words."""
+    if source.get("label"):
+        return str(source["label"])
+    kind = source.get("kind")
+    if kind in UPSTREAM_KINDS:
+        return REAL
+    return {"generated": SYNTHETIC, "bundled": UNVERIFIED}.get(str(kind), f"unknown ({kind})")
+
+
+def data_tier(source: Mapping[str, Any]) -> str:
+    """How loudly to say what the data is: `real` (nothing to say), `subset` (one line),
+    `unverified` (not proven real: a box), `synthetic` (a box saying NOT real)."""
+    label = data_label(source)
+    if label in (REAL, IDENTICAL):
+        return "real"
+    if label.startswith("real subset ("):
+        return "subset"
+    return "synthetic" if label == SYNTHETIC else "unverified"
 
 
 def raw_dir(data: Path, dataset: str) -> Path:
@@ -111,9 +148,10 @@ def raw_is_current(ds, source: dict | None) -> bool:
     (else it is about to fetch or make new files)."""
     if source is None:
         return False
-    if source.get("kind") in REAL_SOURCES:
+    if source.get("kind") in UPSTREAM_KINDS:
         return source.get("files") == {f.name: f.hash for f in ds.source.files}
-    return source.get("fingerprint") == stand_in_fingerprint(ds)
+    # a stand-in recorded before labels existed is made again, to record what it is
+    return "label" in source and source.get("fingerprint") == stand_in_fingerprint(ds)
 
 
 def read_manifest(prepared: Path) -> dict[str, Any]:

@@ -204,7 +204,7 @@ def predict(dataset: str, inputs: Path, params: DictConfig, run_id: str | None,
         else:
             cls, p = int(np.argmax(row)), float(np.max(row))
         lines.append(f"{i}: {ds.classes[cls]} (class {cls}, p={p:.3f})")
-    log.info("predict %s with %s (%s data):", dataset, uri, manifest["source"]["kind"])
+    log.info("predict %s with %s (data: %s):", dataset, uri, layout.data_label(manifest["source"]))
     print("\n".join(lines))
     return lines
 

@@ -55,8 +55,8 @@ def prepare(name: str, params: DictConfig, data_dir: Path,
     sizes = ", ".join(f"{s} {manifest['splits'][s]['rows']:,}" for s in built.splits)
     x_bytes = sum(manifest["splits"][s]["x_bytes"] for s in built.splits)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    log.info("prepare %s: %s rows (%s data) [%s], features %.1f MB, %.1fs, peak RSS %.0f MB",
-             name, sizes, source["kind"], built.transform.kind, x_bytes / 1e6,
+    log.info("prepare %s: %s rows (data: %s) [%s], features %.1f MB, %.1fs, peak RSS %.0f MB",
+             name, sizes, manifest["source"]["label"], built.transform.kind, x_bytes / 1e6,
              time.perf_counter() - started, peak_mb)
     return manifest
 

@@ -2,9 +2,11 @@
 
 Writes reports/report.md and a self-contained reports/report.html (plots embedded),
 from the DVC metrics of the baseline/evaluate stages, the training summaries and
-each dataset's data card (results/<dataset>/data.json, written by `prepare`). A banner
-at the top names every dataset whose data was not the canonical source, so nobody
-mistakes a sample run for a real result.
+each dataset's data card (results/<dataset>/data.json, written by `prepare`). Each
+dataset's heading says what its data is (pipeline/layout.py's words). A "NOT REAL
+RESULTS" banner names every dataset on synthetic stand-in data, so nobody mistakes a
+sample run for a real result; a note below it names real subsets (with their size) and
+bundled data not proven real. Data proven identical to the canonical dataset is real.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import cli, layout, metrics
 from pipeline.config import load_params
 from pipeline.files import atomic_file
-from pipeline.layout import REAL_SOURCES
+from pipeline.layout import data_label, data_tier
 from pipeline.tables import markdown_table
 
 log = logging.getLogger("pipeline.report")
@@ -81,10 +83,17 @@ def collect(params: DictConfig, results: Path, models: Path) -> list[dict]:
     return sections
 
 
-def banner_lines(sections: list[dict]) -> list[str]:
-    return [f"{s['dataset']}: {s['source'].get('kind', '?').upper()} data "
-            f"({s['source'].get('detail', '')})"
-            for s in sections if s["source"].get("kind") not in REAL_SOURCES]
+def banner_lines(sections: list[dict], tiers: tuple[str, ...] = ("synthetic",)) -> list[str]:
+    """`<dataset>: <label> (<where from>)` for each dataset whose data is of these tiers."""
+    return [f"{s['dataset']}: {data_label(s['source'])} ({s['source'].get('detail', '')})"
+            for s in sections if data_tier(s["source"]) in tiers]
+
+
+NOT_REAL = ("NOT REAL RESULTS for some datasets.", "Their data is a synthetic stand-in, not "
+            "the real dataset, so these numbers say only that the pipeline runs:")
+NOTE = ("Not the full, proven real data:", "a real subset's figures don't compare with "
+        "published ones; bundled data not proven real may not either:")
+NOTE_TIERS = ("subset", "unverified")
 
 
 COLUMNS = [("model", "model"), ("cv", "CV / K-fold {m}"), ("val", "val {m}"),
@@ -94,13 +103,12 @@ COLUMNS = [("model", "model"), ("cv", "CV / K-fold {m}"), ("val", "val {m}"),
 
 def to_markdown(sections: list[dict], out_dir: Path) -> str:
     out = ["# Results", ""]
-    warnings = banner_lines(sections)
-    if warnings:
-        out += ["> **NOT REAL RESULTS for some datasets.** Their data did not come from the",
-                "> canonical source, so these numbers say only that the pipeline runs:", ">"]
-        out += [f"> - {line}" for line in warnings] + [""]
+    for (title, text), lines in ((NOT_REAL, banner_lines(sections)),
+                                 (NOTE, banner_lines(sections, NOTE_TIERS))):
+        if lines:
+            out += [f"> **{title}** {text}", ">"] + [f"> - {line}" for line in lines] + [""]
     for s in sections:
-        out += [f"## {s['dataset']} ({s['task']}, data: {s['source'].get('kind')})", ""]
+        out += [f"## {s['dataset']} ({s['task']}, data: {data_label(s['source'])})", ""]
         out += markdown_table([h.format(m=s["metric"]) for _, h in COLUMNS],
                               ([_fmt(r[k]) for k, _ in COLUMNS] for r in s["rows"]))
         if s["published"]:
@@ -118,15 +126,16 @@ def to_html(sections: list[dict]) -> str:
              "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
              ".banner{background:#fde2e1;border:2px solid #c00;padding:8px 16px}"
+             ".note{background:#fff6d6;border:1px solid #b80;padding:8px 16px;margin-top:8px}"
              "img{max-width:100%}</style></head><body><h1>Results</h1>"]
-    warnings = banner_lines(sections)
-    if warnings:
-        parts.append("<div class='banner'><b>NOT REAL RESULTS for some datasets.</b> Their "
-                     "data did not come from the canonical source:<ul>"
-                     + "".join(f"<li>{esc(w)}</li>" for w in warnings) + "</ul></div>")
+    for (title, text), lines, css in ((NOT_REAL, banner_lines(sections), "banner"),
+                                      (NOTE, banner_lines(sections, NOTE_TIERS), "note")):
+        if lines:
+            parts.append(f"<div class='{css}'><b>{esc(title)}</b> {esc(text)}<ul>"
+                         + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul></div>")
     for s in sections:
         parts.append(f"<h2>{esc(s['dataset'])} ({esc(s['task'])}, data: "
-                     f"{esc(str(s['source'].get('kind')))})</h2><table><tr>")
+                     f"{esc(data_label(s['source']))})</h2><table><tr>")
         parts += [f"<th>{esc(h.format(m=s['metric']))}</th>" for _, h in COLUMNS]
         parts.append("</tr>")
         for r in s["rows"]:
@@ -152,6 +161,8 @@ def report(params: DictConfig, results: Path, models: Path, out: Path) -> Path:
         fh.write(to_html(sections))
     for line in banner_lines(sections):
         log.warning("report: %s: NOT the real dataset", line)
+    for line in banner_lines(sections, NOTE_TIERS):
+        log.warning("report: %s", line)
     log.info("report: %s and %s (%d datasets)", out / "report.md", out / "report.html",
              len(sections))
     return out / "report.html"

@@ -18,6 +18,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.layout import data_label
+
 BATCH = 100  # MLflow's limit of params per log_batch call (metrics: 1000)
 
 
@@ -63,6 +65,7 @@ def run_tags(dataset: str, manifest: dict, stage: str, kind: str,
         **git_tags(root),
         "dataset": dataset,
         "data_source": manifest["source"]["kind"],
+        "data_label": data_label(manifest["source"]),  # what the data is (layout.py's words)
         "data_hash": manifest["splits"]["train"]["sha256"],
         "dvc_stage": stage,
         "model_kind": kind,

@@ -46,7 +46,7 @@ class SourceFile:
 
 @dataclass
 class Fallback:
-    kind: str = MISSING  # bundled: real data shipped by a package; generated: synthetic stand-in
+    kind: str = MISSING  # bundled: a package's copy (labelled by proof); generated: synthetic
     recipe: str = MISSING  # a recipe in pipeline/fallback.py, chosen by the file format
     options: dict[str, Any] = field(default_factory=dict)
 

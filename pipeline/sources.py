@@ -272,11 +272,11 @@ def real_data_reachable(name: str, ds: Mapping, download_cfg: Mapping) -> bool:
 
 def probe(params: Mapping, data_dir: Path) -> dict[str, bool]:
     """{dataset: True} for each dataset on a stand-in whose real source now answers."""
-    from pipeline.layout import REAL_SOURCES, raw_dir, read_source
+    from pipeline.layout import UPSTREAM_KINDS, raw_dir, read_source
 
     status = {}
     for name, ds in params["datasets"].items():
         source = read_source(raw_dir(data_dir, name))  # None: not downloaded yet, runs anyway
-        on_stand_in = source is not None and source.get("kind") not in REAL_SOURCES
+        on_stand_in = source is not None and source.get("kind") not in UPSTREAM_KINDS
         status[name] = on_stand_in and real_data_reachable(name, ds, params["download"])
     return status

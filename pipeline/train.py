@@ -88,9 +88,9 @@ def train(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> dict[
     replace_dir(pending, out_dir)
     scores = {k: round(v, 4) for k, v in summary.items()  # the saved model's, or K-fold's
               if k.startswith("val_") or (k.startswith("kfold_val_") and k.endswith("_mean"))}
-    log.info("train %s: %d epochs in %.1fs, %s (%s data)", name, summary["epochs"],
+    log.info("train %s: %d epochs in %.1fs, %s (data: %s)", name, summary["epochs"],
              summary["train_seconds"], ", ".join(f"{k}={v}" for k, v in sorted(scores.items()))
-             or "no validation figure", manifest["source"]["kind"])
+             or "no validation figure", layout.data_label(manifest["source"]))
     return summary
 
 

