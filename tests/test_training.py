@@ -149,6 +149,31 @@ def test_training_is_deterministic(workspace):
             == json.loads((second / "history.json").read_text()))
 
 
+def test_kfold_choose_epochs_trains_the_best_epoch_of_the_folds_mean(workspace, tmp_path):
+    """The final fit's epochs are read off the K-fold curve of the training split alone."""
+    from pipeline.arrays import load_split
+    from pipeline.training import fit_and_score
+
+    raw = copy.deepcopy(workspace["raw"])
+    raw["models"]["boston_housing_dense"].update(epochs=7, kfold={  # 7: never the curve's
+        "folds": 2, "epochs": 5, "choose_epochs": {"smoothing": 0.0, "skip": 0}})
+    params = compose(raw)
+    prepared = workspace["data"] / "boston_housing" / "prepared"
+    manifest = json.loads((prepared / "manifest.json").read_text())
+    _, history, summary = fit_and_score("boston_housing_dense", params, prepared, manifest,
+                                        load_split(prepared / "train.npz"), tmp_path,
+                                        progress=False)
+    curves = np.array(summary["kfold_history"]["val_mae"])
+    assert curves.shape == (2, 5)  # folds x epochs
+    assert set(summary["kfold_history"]) == {"val_loss", "val_mae"}
+    best = int(np.argmin(curves.mean(axis=0))) + 1
+    assert summary["kfold_best_epoch"] == best == summary["final_epochs"]
+    assert len(history["loss"]) == best == summary["epochs"]
+    assert summary["kfold_best_epoch_rule"] == "lowest val_mae averaged over 2 folds"
+    assert summary["final_epochs_rule"] == (
+        "models.boston_housing_dense.kfold.choose_epochs (kfold_best_epoch)")
+
+
 def test_nan_loss_fails_and_saves_nothing(workspace):
     from pipeline.train import train
     from pipeline.training import TrainingFailed
