@@ -108,11 +108,17 @@ def test_train_and_evaluate_are_tracked(workspace, model):
     assert (out / "metrics.json").is_file() and (out / "history.csv").is_file()
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert "plots/learning_curves.png" in artifacts
+    has_conv = any(layer.type == "Conv2D" for layer in params.models[model].layers)
+    assert {"plots/conv_filters.png", "plots/conv_feature_maps.png"} <= artifacts or not has_conv
+    assert not {"plots/conv_filters.png", "plots/conv_feature_maps.png"} & artifacts or has_conv
+    csvs = {p.relative_to(out).as_posix() for p in out.glob("*/*.csv")}
     if params.datasets[dataset].task == "regression":
         assert "kfold_val_mae" in summary and len(summary["kfold_val_mae"]) == 2
-        assert "plots/predictions.png" in artifacts
+        assert "plots/predictions.png" in artifacts and "plots/kfold_validation.png" in artifacts
+        assert csvs == {"kfold/validation.csv"}
     else:
         assert "plots/confusion_matrix.png" in artifacts
+        assert csvs == {"confusion/predictions.csv"}
         assert len(metrics["confusion_matrix"]) == len(params.datasets[dataset].classes)
         assert set(metrics["per_class"]) == set(params.datasets[dataset].classes)
     loaded = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model")
