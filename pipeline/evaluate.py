@@ -1,8 +1,8 @@
 """Stage `evaluate`: a trained model on the untouched test split, in four steps with one
 owner each: score it (pipeline/scoring.py), write DVC metrics (`dvc metrics show/diff`),
-plots data and PNGs (pipeline/plots.py), add all of it to the model's MLflow run
-(pipeline/run_log.py), and register it, moving the champion alias only for a better
-validation figure (pipeline/registry.py).
+plots data and PNGs (pipeline/plots.py; the K-fold curve: pipeline/curves.py), add all of
+it to the model's MLflow run (pipeline/run_log.py), and register it, moving the champion
+alias only for a better validation figure (pipeline/registry.py).
 """
 
 from __future__ import annotations
@@ -14,13 +14,20 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from pipeline import cli, layout
-from pipeline.arrays import load_split
+from pipeline import cli, curves, layout
+from pipeline.arrays import dense, load_split
 from pipeline.config import dataset_config, load_params, model_config
 from pipeline.errors import DataError
 from pipeline.files import atomic_dir, write_json
 from pipeline.metrics import figure, selection_metric
-from pipeline.plots import write_history_csv, write_plots
+from pipeline.plots import (
+    draw_kfold,
+    write_conv_plots,
+    write_history_csv,
+    write_kfold_csv,
+    write_plots,
+    write_predictions_csv,
+)
 from pipeline.scoring import score
 
 log = logging.getLogger("pipeline.evaluate")
@@ -55,9 +62,22 @@ def evaluate(name: str, params: DictConfig, data_dir: Path, models_dir: Path,
     metrics["epochs"] = len(history["loss"])
     metrics["data_source"] = manifest["source"]["kind"]
 
+    title = f"{cfg.dataset} / {name}"
+    curve = curves.from_summary(summary, cfg.kfold, ds.task)
     with atomic_dir(out_dir / "plots") as plots:
-        write_plots(plots, history, ds, y_test, predicted, f"{cfg.dataset} / {name}")
+        write_plots(plots, history, ds, y_test, predicted, title)
+        if curve is not None:
+            draw_kfold(plots, curve, title, summary.get("final_epochs"))
+        write_conv_plots(plots, model, dense(x_test[:1]), title)  # models with a Conv2D
     write_history_csv(out_dir / "history.csv", history)
+    # `dvc plots` data, one folder per template (dvc.yaml), empty where a model has none
+    with atomic_dir(out_dir / "kfold") as folder:
+        if curve is not None:
+            write_kfold_csv(folder / "validation.csv", curve)
+    with atomic_dir(out_dir / "confusion") as folder:
+        if ds.task != "regression":
+            write_predictions_csv(folder / "predictions.csv", list(ds.classes), y_test,
+                                  predicted)
     # DVC metrics stay scalar (readable `dvc metrics show`); per-class detail goes beside them.
     detail = {k: metrics[k] for k in ("per_class", "confusion_matrix") if k in metrics}
     write_json(out_dir / "metrics.json", {k: v for k, v in metrics.items() if k not in detail})

@@ -131,9 +131,20 @@ class EarlyStopping:
 
 
 @dataclass
+class EpochChoice:
+    """The final fit's epochs read off the K-fold curve, as the book reads them by eye: the
+    best epoch of the folds' mean validation figure after the first `skip` epochs, smoothed
+    by an exponential moving average of factor `smoothing` (0: the raw mean)."""
+
+    smoothing: float = MISSING  # in [0, 1); the book (DLwP ch. 3): 0.9
+    skip: int = MISSING  # the first epochs, on another scale, never chosen; the book: 10
+
+
+@dataclass
 class KFold:
     folds: int = MISSING
     epochs: int = MISSING
+    choose_epochs: EpochChoice | None = None  # null: the final fit trains the model's `epochs`
 
 
 @dataclass

@@ -129,22 +129,31 @@ def validation_scores(model, cfg: DictConfig, val) -> dict[str, float]:
     return {f"val_{k}": float(v) for k, v in scores.items()}
 
 
-def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path,
+def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path, monitor: str,
                  progress: bool = True, live: LiveTraining | None = None) -> dict[str, Any]:
     """The book's K-fold validation on the training split: every validation figure per fold
-    (the fold's model as trained) and its mean over folds (`kfold_val_mae_mean`). `live`:
-    each fold trains in a child run of it."""
+    (the fold's model as trained) and its mean over folds (`kfold_val_mae_mean`); each
+    fold's per-epoch validation history (`kfold_history`, folds x epochs); and the epoch
+    where the folds' mean `monitor` is best (`kfold_best_epoch`), by the rule recorded
+    beside it: what `kfold.choose_epochs` trains the final model for. `live`: each fold
+    trains in a child run of it."""
+    from pipeline import curves
+
     x, y = train
     folds = cfg.kfold.folds
     size = len(y) // folds
     per_fold: dict[str, list[float]] = {}
+    histories: dict[str, list[list[float]]] = {}
     for k in range(folds):
         val_rows = np.arange(k * size, (k + 1) * size)
         train_rows = np.setdiff1d(np.arange(len(y)), val_rows)
         val = (x[val_rows], y[val_rows])
         with live.fold(k + 1, folds) if live is not None else contextlib.nullcontext():
-            model, _ = fit_once(name, cfg, manifest, (x[train_rows], y[train_rows]), val,
-                                cfg.kfold.epochs, tmp / "fold.keras", progress, live)
+            model, history = fit_once(name, cfg, manifest, (x[train_rows], y[train_rows]),
+                                      val, cfg.kfold.epochs, tmp / "fold.keras", progress, live)
+        for key, values in history.items():
+            if key.startswith("val_"):
+                histories.setdefault(key, []).append(values)
         for key, value in validation_scores(model, cfg, val).items():
             per_fold.setdefault(key, []).append(value)
         shown = f"val_{cfg.metrics[0]}"
@@ -154,6 +163,14 @@ def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path,
     for key, values in per_fold.items():
         summary[f"kfold_{key}"] = values
         summary[f"kfold_{key}_mean"] = float(np.mean(values))
+    smoothing, skip = curves.settings(cfg.kfold)
+    curve = curves.mean_curve(histories[monitor])
+    summary["kfold_history"] = histories
+    summary["kfold_best_epoch"] = curves.best_epoch(curve, monitor, smoothing, skip)
+    summary["kfold_best_epoch_rule"] = curves.describe(monitor, folds, smoothing, skip)
+    log.info("train %s: K-fold curve: epoch %d, mean %s=%.4f (%s)", name,
+             summary["kfold_best_epoch"], monitor, curve[summary["kfold_best_epoch"] - 1],
+             summary["kfold_best_epoch_rule"])
     return summary
 
 
@@ -161,18 +178,30 @@ def fit_and_score(name: str, params: DictConfig, prepared: Path, manifest: dict,
                   workdir: Path, final_fit: bool = True, progress: bool = True,
                   live: LiveTraining | None = None) -> tuple[Any, History, dict[str, Any]]:
     """Returns (model or None, history, summary); `final_fit=False` stops after K-fold;
-    `progress=False`: no epoch bar; `live`: the MLflow run that shows it as it trains."""
+    `progress=False`: no epoch bar; `live`: the MLflow run that shows it as it trains.
+    With `kfold.choose_epochs`, the final fit trains for the K-fold curve's best epoch
+    instead of `epochs` (`final_epochs`, `final_epochs_rule`)."""
+    from pipeline import curves
+
     cfg = model_config(params, name)
     seed_everything(params.seed)
     started = time.perf_counter()
     summary: dict[str, Any] = {}
     model, history = None, {}
+    epochs = cfg.epochs
     if cfg.kfold is not None:
-        summary.update(kfold_scores(name, cfg, manifest, train_split, workdir, progress, live))
+        monitor = curves.monitored(params.datasets[cfg.dataset].task)
+        summary.update(kfold_scores(name, cfg, manifest, train_split, workdir, monitor,
+                                    progress, live))
         seed_everything(params.seed)
+        chosen = cfg.kfold.choose_epochs is not None  # read off the curve: never the test split
+        epochs = summary["kfold_best_epoch"] if chosen else cfg.epochs
+        summary["final_epochs"] = epochs
+        summary["final_epochs_rule"] = f"models.{name}." + (
+            "kfold.choose_epochs (kfold_best_epoch)" if chosen else "epochs")
     if final_fit or cfg.kfold is None:
         val_split = load_split(prepared / "val.npz")
-        model, history = fit_once(name, cfg, manifest, train_split, val_split, cfg.epochs,
+        model, history = fit_once(name, cfg, manifest, train_split, val_split, epochs,
                                   workdir / "checkpoint.keras", progress, live)
         summary["epochs"] = len(history["loss"])
         if val_split[0].shape[0]:  # the figures of the model as saved (early stopping may

@@ -134,6 +134,9 @@ def _check_model(key: str, model: DictConfig, cfg: DictConfig) -> None:
         if model.kfold.folds < 2:
             fail(f"{key}.kfold.folds", "1 fold", "2 or more", "use 4 (the book's choice)")
         positive(f"{key}.kfold.epochs", model.kfold.epochs)
+        if model.kfold.choose_epochs is not None:
+            _check_epoch_choice(f"{key}.kfold.choose_epochs", model.kfold.choose_epochs,
+                                model.kfold.epochs)
     if not has_validation(model, ds):
         fail(f"{key}.kfold", f"null, and {model.dataset} has no validation rows "
              f"(datasets.{model.dataset}.split.validation: 0), so no validation figure could "
@@ -159,6 +162,18 @@ def _check_model(key: str, model: DictConfig, cfg: DictConfig) -> None:
         if not metrics.is_known(stop.monitor):
             fail(f"{key}.early_stopping.monitor", f"'{stop.monitor}': unknown direction",
                  "a loss, an error or a score the pipeline knows", "use val_loss")
+
+
+def _check_epoch_choice(key: str, choice: DictConfig, kfold_epochs: int) -> None:
+    """The curve the final epochs are read off must have an epoch left to choose."""
+    smoothing = choice.smoothing
+    if not (isinstance(smoothing, (int, float)) and 0 <= smoothing < 1):
+        fail(f"{key}.smoothing", f"{smoothing!r} is outside [0, 1)", "a factor in [0, 1) (0: "
+             "no smoothing)", "use 0.9 (the book's) or 0")
+    if isinstance(choice.skip, bool) or not 0 <= choice.skip < kfold_epochs:
+        fail(f"{key}.skip", f"{choice.skip!r} of the curve's {kfold_epochs} epochs skipped",
+             f"0 to {kfold_epochs - 1} (kfold.epochs - 1): an epoch left to choose",
+             f"use {min(10, kfold_epochs - 1)}")
 
 
 def _numbers(value: Any, key: str):

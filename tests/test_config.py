@@ -71,6 +71,7 @@ def _rename(group: str, old: str, new: str):
 
 DELETE = object()
 M, D = "models.imdb_dense", "datasets.imdb"
+B = "models.boston_housing_dense"
 
 CASES = [
     # the schema: keys and types
@@ -98,6 +99,14 @@ CASES = [
     ("one fold", _set("models.boston_housing_dense.kfold.folds", 1),
      "models.boston_housing_dense.kfold.folds", "2 or more"),
     ("no CV workers", _set("baseline.n_jobs", 0), "baseline.n_jobs", "0 workers"),
+    ("smoothing that never moves", _set(f"{B}.kfold.choose_epochs", {"smoothing": 1.0,
+                                                                     "skip": 10}),
+     f"{B}.kfold.choose_epochs.smoothing", "[0, 1)"),
+    ("every epoch of the curve skipped", _set(f"{B}.kfold.choose_epochs", {"smoothing": 0.9,
+                                                                          "skip": 100}),
+     f"{B}.kfold.choose_epochs.skip", "0 to 99"),
+    ("a typo in choose_epochs", _set(f"{B}.kfold.choose_epochs", {"smothing": 0.9, "skip": 1}),
+     f"{B}.kfold.choose_epochs.smothing", "smoothing"),
     # what goes with what
     ("bad hash", _set("datasets.mnist.source.files.0.hash", "sha256:abc"),
      "datasets.mnist.source.files[0].hash", "checksum"),
@@ -183,6 +192,12 @@ CASES = [
     ("a model named like the baseline's folder", _rename("models", "imdb_dense", "baseline"),
      "models.baseline", "baseline's results folder"),
 ]
+
+
+def test_the_final_epochs_may_come_from_the_kfold_curve():
+    cfg = compose(broken(_set(f"{B}.kfold.choose_epochs", {"smoothing": 0.9, "skip": 10})))
+    assert cfg.models.boston_housing_dense.kfold.choose_epochs.skip == 10
+    assert compose(project_params()).models.boston_housing_dense.kfold.choose_epochs is None
 
 
 @pytest.mark.parametrize(("what", "edit", "key", "says"), CASES, ids=[c[0] for c in CASES])

@@ -132,3 +132,34 @@ def test_full_pipeline_is_tracked_and_reproducible(built_project, tmp_path):
     output, _ = repro(project, env, "-f", "-s", "train@imdb_dense", "evaluate@imdb_dense")
     assert {"train@imdb_dense", "evaluate@imdb_dense"} <= ran(output)
     assert metrics.read_text() == before, "metrics changed between identical runs"
+
+
+def test_dvc_plots_draws_the_confusion_matrix_and_the_kfold_curve(built_project, tmp_path):
+    """DVC's own templates draw what evaluate wrote: the `confusion` template from a
+    classifier's test predictions, a linear plot of the K-fold model's mean curve."""
+    from helpers.project import dvc
+
+    project = built_project.copy(tmp_path / "copy")
+    shown = json.loads(dvc(project, built_project.env, "plots", "show", "--json").stdout)
+    assert not shown.get("errors"), shown["errors"]
+    confusion = "results/imdb/imdb_dense/confusion/predictions.csv"
+    kfold = "results/boston_housing/boston_housing_dense/kfold/validation.csv"
+    assert {confusion, kfold} <= set(shown["data"])
+    rows = json.loads((project / "results/imdb/data.json").read_text())["rows"]["test"]
+    matrix = json.loads((project / "results/imdb/imdb_dense/per_class.json").read_text())
+    assert sum(map(sum, matrix["confusion_matrix"])) == rows
+    spec = shown["data"][confusion][0]
+    assert spec["type"] == "vega"
+    drawn = json.dumps(spec["content"])
+    assert '"actual"' in drawn and '"predicted"' in drawn and "xy_count" in drawn  # confusion
+    assert len(spec["content"]["data"]["values"]) == rows
+    curve = shown["data"][kfold][0]["content"]
+    summary = json.loads((project / "models/boston_housing_dense/summary.json").read_text())
+    assert len(curve["data"]["values"]) == len(summary["kfold_history"]["val_mae"][0])
+    assert {"epoch", "mean"} <= set(curve["data"]["values"][0])
+    assert not any((project / "results/boston_housing/boston_housing_dense/confusion").iterdir())
+    assert not any((project / "results/imdb/imdb_dense/kfold").iterdir())
+
+    out = dvc(project, built_project.env, "plots", "show", "-o", str(tmp_path / "html"))
+    assert "ERROR" not in out.stdout + out.stderr
+    assert (tmp_path / "html" / "index.html").is_file()

@@ -81,11 +81,17 @@ def test_train_and_evaluate_are_tracked(workspace, model):
     assert (out / "metrics.json").is_file() and (out / "history.csv").is_file()
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert "plots/learning_curves.png" in artifacts
+    has_conv = any(layer.type == "Conv2D" for layer in params.models[model].layers)
+    assert {"plots/conv_filters.png", "plots/conv_feature_maps.png"} <= artifacts or not has_conv
+    assert not {"plots/conv_filters.png", "plots/conv_feature_maps.png"} & artifacts or has_conv
+    csvs = {p.relative_to(out).as_posix() for p in out.glob("*/*.csv")}
     if params.datasets[dataset].task == "regression":
         assert "kfold_val_mae" in summary and len(summary["kfold_val_mae"]) == 2
-        assert "plots/predictions.png" in artifacts
+        assert "plots/predictions.png" in artifacts and "plots/kfold_validation.png" in artifacts
+        assert csvs == {"kfold/validation.csv"}
     else:
         assert "plots/confusion_matrix.png" in artifacts
+        assert csvs == {"confusion/predictions.csv"}
         assert len(metrics["confusion_matrix"]) == len(params.datasets[dataset].classes)
         assert set(metrics["per_class"]) == set(params.datasets[dataset].classes)
     loaded = mlflow.keras.load_model(f"runs:/{run.info.run_id}/model")
@@ -120,6 +126,31 @@ def test_training_is_deterministic(workspace):
     train("reuters_dense", params, data, second)
     assert (json.loads((first / "history.json").read_text())
             == json.loads((second / "history.json").read_text()))
+
+
+def test_kfold_choose_epochs_trains_the_best_epoch_of_the_folds_mean(workspace, tmp_path):
+    """The final fit's epochs are read off the K-fold curve of the training split alone."""
+    from pipeline.arrays import load_split
+    from pipeline.training import fit_and_score
+
+    raw = copy.deepcopy(workspace["raw"])
+    raw["models"]["boston_housing_dense"].update(epochs=7, kfold={  # 7: never the curve's
+        "folds": 2, "epochs": 5, "choose_epochs": {"smoothing": 0.0, "skip": 0}})
+    params = compose(raw)
+    prepared = workspace["data"] / "boston_housing" / "prepared"
+    manifest = json.loads((prepared / "manifest.json").read_text())
+    _, history, summary = fit_and_score("boston_housing_dense", params, prepared, manifest,
+                                        load_split(prepared / "train.npz"), tmp_path,
+                                        progress=False)
+    curves = np.array(summary["kfold_history"]["val_mae"])
+    assert curves.shape == (2, 5)  # folds x epochs
+    assert set(summary["kfold_history"]) == {"val_loss", "val_mae"}
+    best = int(np.argmin(curves.mean(axis=0))) + 1
+    assert summary["kfold_best_epoch"] == best == summary["final_epochs"]
+    assert len(history["loss"]) == best == summary["epochs"]
+    assert summary["kfold_best_epoch_rule"] == "lowest val_mae averaged over 2 folds"
+    assert summary["final_epochs_rule"] == (
+        "models.boston_housing_dense.kfold.choose_epochs (kfold_best_epoch)")
 
 
 def test_nan_loss_fails_and_saves_nothing(workspace):
