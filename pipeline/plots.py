@@ -70,6 +70,7 @@ def write_plots(plots: Path, history: dict, ds: DictConfig, y, predicted, title:
             ax.plot(epochs, history[f"val_{key}"], "b", label=f"Validation {key}")
         shown = "Training and validation" if f"val_{key}" in history else "Training"
         ax.set(xlabel="Epochs", ylabel=key, title=f"{shown} {key}")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
@@ -128,6 +129,7 @@ def draw_kfold(plots: Path, curve: Curve, title: str, final_epochs: int | None) 
         ax.set_ylim(tail.min() - pad, tail.max() + pad)
     ax.set(xlabel="Epochs", ylabel=f"Validation {curve.metric.removeprefix('val_')}",
            title=f"{title}\nK-fold validation {curve.metric.removeprefix('val_')}")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # epochs: whole numbers
     ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(plots / "kfold_validation.png", dpi=100)

@@ -109,11 +109,16 @@ def log_training(client, run_id: str, history: Mapping[str, list[float]],
 
 def log_summary(client, run_id: str, history: Mapping[str, list[float]],
                 summary: Mapping[str, object], extra: Mapping[str, float] | None = None) -> None:
-    """A training's scalars at step 0, after its epochs were logged. A figure of the saved
-    model that is also an epoch series (`val_loss` after early stopping restored an earlier
-    epoch) goes one step past the last epoch, as MLflow's Keras autologging logs restored
-    weights, so the run's latest value is the saved model's and every series keeps one
-    point per step."""
+    """A training's scalars at step 0, its rules in words as `summary.*` tags, and K-fold's
+    mean validation curve as `kfold_curve_val_*` per epoch, after its epochs were logged.
+    A figure of the saved model that is also an epoch series (`val_loss` after early
+    stopping restored an earlier epoch) goes one step past the last epoch, as MLflow's Keras
+    autologging logs restored weights, so the run's latest value is the saved model's and
+    every series keeps one point per step."""
+    from mlflow.entities import RunTag
+
+    from pipeline.curves import mean_curve
+
     epochs = len(history.get("loss", []))
     scalars = {k: float(v) for k, v in summary.items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -121,7 +126,15 @@ def log_summary(client, run_id: str, history: Mapping[str, list[float]],
     series = []
     if any(not math.isclose(v, history[k][-1], rel_tol=1e-6) for k, v in saved.items()):
         series.append((epochs, saved))
+    # K-fold: the folds' mean validation curve, per epoch (each fold's is in its child run)
+    means = {f"kfold_curve_{k}": mean_curve(folds)
+             for k, folds in (summary.get("kfold_history") or {}).items()}
+    series += [(epoch, {k: float(c[epoch]) for k, c in means.items() if epoch < len(c)})
+               for epoch in range(max((len(c) for c in means.values()), default=0))]
     log_metric_series(client, run_id, [*series, (0, {**scalars, **(extra or {})})])
+    rules = {f"summary.{k}": v for k, v in summary.items() if isinstance(v, str)}
+    if rules:  # how an epoch count was chosen, in words
+        client.log_batch(run_id, tags=[RunTag(k, v[:5000]) for k, v in rules.items()])
 
 
 def log_keras_model(model, signature, input_example, name: str = "model") -> str:
@@ -161,7 +174,7 @@ TEST_INPUTS = {"test": "testing"}
 def split_inputs(ds: DictConfig, dataset: str, manifest: dict,
                  contexts: Mapping[str, str]) -> list:
     """The prepared splits a run used, as MLflow datasets (the run's Datasets column): named
-    `<dataset>/<split>`, the split's sha256 (its first 16 digits) as digest, its array
+    `<dataset>/<split>`, the split's sha256 as digest (`split_digest`), its array
     shapes as schema, and where the data came from as source: the canonical or mirror URL,
     or the recipe of a stand-in together with the URLs it stands in for."""
     import numpy as np
@@ -176,12 +189,17 @@ def split_inputs(ds: DictConfig, dataset: str, manifest: dict,
             TensorSpec(np.dtype(info["x_dtype"]), (-1, *info["x_shape"][1:]), "x"),
             TensorSpec(np.dtype(info["y_dtype"]), (-1,), "y")])
         meta = MetaDataset(data_source(ds, manifest["source"]), name=f"{dataset}/{split}",
-                           digest=info["sha256"][:16], schema=schema)
+                           digest=split_digest(info["sha256"]), schema=schema)
         profile = {"rows": info["rows"], "sparse": info["sparse"],
                    "data_source": manifest["source"]["kind"]}
         inputs.append(DatasetInput(Dataset(**meta.to_dict(), profile=json.dumps(profile)),
                                    [InputTag("mlflow.data.context", context)]))
     return inputs
+
+
+def split_digest(sha256: str) -> str:
+    """A split's MLflow digest: the first 16 hex digits of its sha256 (MLflow keeps 36)."""
+    return sha256.removeprefix("sha256:")[:16]
 
 
 def data_source(ds: DictConfig, source: Mapping[str, Any]):

@@ -96,9 +96,18 @@ def test_kfold_folds_are_child_runs_watched_as_they_train(workspace, monkeypatch
     run_id = layout.read_run(out, "train")
     folds = client.search_runs([mlflow.get_experiment_by_name("boston_housing").experiment_id],
                                f"tags.`mlflow.parentRunId` = '{run_id}'")
+    per_fold = []
     for fold in folds:
         assert fold.data.tags["pipeline.step"] == "train@boston_housing_dense"
-        assert [m.step for m in client.get_metric_history(fold.info.run_id, "val_mae")] == [0, 1]
+        per_fold.append([m.value for m in client.get_metric_history(fold.info.run_id,
+                                                                    "val_mae")])
+    assert [len(curve) for curve in per_fold] == [2, 2]
+    # the book's figure: the folds' mean validation MAE per epoch, on the training's run
+    mean = client.get_metric_history(run_id, "kfold_curve_val_mae")
+    assert [m.step for m in mean] == [0, 1]
+    by_epoch = zip(*per_fold, strict=True)
+    assert [m.value for m in mean] == pytest.approx([sum(c) / 2 for c in by_epoch])
+    assert "kfold_best_epoch" in client.get_run(run_id).data.metrics
 
 
 def test_the_model_is_a_logged_model_and_the_registry_holds_it(workspace):
@@ -154,7 +163,8 @@ def test_each_run_names_the_splits_it_used_as_datasets(workspace):
                                  json.loads(i.dataset.source))
                 for i in run.inputs.dataset_inputs}
 
-    digest = {s: manifest["splits"][s]["sha256"][:16] for s in ("train", "val", "test")}
+    digest = {s: manifest["splits"][s]["sha256"].removeprefix("sha256:")[:16]
+              for s in ("train", "val", "test")}
     assert {k: v[:2] for k, v in inputs().items()} == {
         "boston_housing/train": (digest["train"], "training"),
         "boston_housing/val": (digest["val"], "validation")}

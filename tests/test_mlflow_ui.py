@@ -3,8 +3,9 @@
 The real stages (baseline, train, evaluate of IMDB, tiny data) fill a throw-away sqlite
 store, the default one; `mlflow ui` serves it, light, on 127.0.0.1; Playwright drives
 Debian's chromium through the UI as a person would: the experiment, its runs, both
-selected and compared. The numbers on screen are checked against the store, and a
-full-page screenshot is kept in test-artifacts/ to look at.
+selected and compared, and a Keras run's own pages: its logged model and datasets, its
+per-epoch charts, its K-fold child runs and curve. The numbers on screen are checked
+against the store, and full-page screenshots are kept in test-artifacts/ to look at.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from helpers.servers import mlflow_server, prepared_project, require, run_stages
 mlflow = pytest.importorskip("mlflow")
 
 DATASET, MODEL = "imdb", "imdb_dense"
+KFOLD_DATASET, KFOLD_MODEL = "boston_housing", "boston_housing_dense"  # the book's K-fold
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 INSTALL_CHROMIUM = ("apt-get install -y --no-install-recommends chromium "
                     "(as root; `bash .ci/run` does it)")
@@ -66,16 +68,23 @@ def store(tmp_path_factory):
     with mlflow_server("ui", uri, root) as ui, pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         patch.chdir(root)  # artifacts go to ./mlruns beside the store
-        project = prepared_project(root, (DATASET,), tracking_uri=uri)
+        project = prepared_project(root, (DATASET, KFOLD_DATASET), tracking_uri=uri)
         warm_up()
         ui.ready()  # its schema is in place before the stages open the store
         results = run_stages(project, DATASET, MODEL)
+        run_stages(project, KFOLD_DATASET, KFOLD_MODEL)
         mlflow.set_tracking_uri(previous_uri)
         client = mlflow.MlflowClient(tracking_uri=uri)
-        experiment = client.get_experiment_by_name(DATASET)
-        runs = {run.data.tags["model_kind"].split()[0]: run
-                for run in client.search_runs([experiment.experiment_id])}
-        yield {"root": root, "uri": uri, "url": ui.url, "runs": runs, **results}
+
+        def top_level_runs(dataset: str) -> dict:  # by kind, not their K-fold fold runs
+            experiment = client.get_experiment_by_name(dataset)
+            return {run.data.tags["model_kind"].split()[0]: run
+                    for run in client.search_runs([experiment.experiment_id])
+                    if "mlflow.parentRunId" not in run.data.tags}
+
+        yield {"root": root, "uri": uri, "url": ui.url, "runs": top_level_runs(DATASET),
+               "kfold_runs": top_level_runs(KFOLD_DATASET), "client": client,
+               "project": project, **results}
 
 
 def shown_close_to(shown: str, stored: float) -> bool:
@@ -157,3 +166,89 @@ def test_runs_compare_side_by_side_in_the_browser(store):
         finally:
             browser.close()
     assert screenshot.stat().st_size > 10_000
+
+
+def browse(pw):
+    browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                 args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1600, "height": 1200})
+    page.set_default_timeout(TIMEOUT_MS)
+    return browser, page
+
+
+def close_assistant(page) -> None:
+    assistant = page.get_by_role("button", name="Close")
+    if assistant.count():  # the assistant panel narrows the page
+        assistant.first.click()
+
+
+def test_a_keras_run_shows_its_model_datasets_curves_and_figures(store):
+    """The runs table fills the Dataset and Models cells of a Keras run; its page lists its
+    datasets, logged model, registered version and K-fold child runs; its charts draw one
+    point per epoch (the folds' mean validation curve too); the K-fold figure is among
+    its artifacts, previewed as an image."""
+    from pipeline import layout
+    from pipeline.run_log import split_digest
+
+    client = store["client"]
+    keras_run = store["runs"]["keras"]
+    kfold_run = store["kfold_runs"]["keras"]
+    experiment = kfold_run.info.experiment_id
+    manifest = layout.read_manifest(layout.prepared_dir(store["project"]["data"], DATASET))
+    digest = split_digest(manifest["splits"]["train"]["sha256"])
+    ARTIFACTS.mkdir(exist_ok=True)
+    shots = {name: ARTIFACTS / f"mlflow-ui-{name}.png"
+             for name in ("runs", "run", "charts", "artifacts")}
+
+    with sync_playwright() as pw:
+        browser, page = browse(pw)
+        try:
+            # the runs table: the Keras run's Dataset and Models cells
+            page.goto(f"{store['url']}/#/experiments/{keras_run.info.experiment_id}/runs",
+                      wait_until="load")
+            page.get_by_text(f"{DATASET}/train", exact=False).first.wait_for()
+            close_assistant(page)
+            page.wait_for_timeout(300)
+            cells = page.evaluate(ROW_JS, keras_run.info.run_name) or []
+            assert any(c.startswith(f"{DATASET}/train (") and digest[:9] in c for c in cells), (
+                f"the Dataset cell: {cells}")
+            assert "model" in cells, f"the Models cell (the logged model's name): {cells}"
+            page.screenshot(path=str(shots["runs"]), full_page=True)
+
+            # the K-fold run's page: datasets, logged model, registered version, folds
+            base = f"{store['url']}/#/experiments/{experiment}/runs/{kfold_run.info.run_id}"
+            page.goto(base, wait_until="load")
+            page.get_by_text("Child runs", exact=True).wait_for()
+            close_assistant(page)
+            page.get_by_text(f"{KFOLD_DATASET}/train", exact=False).first.wait_for()
+            text = page.inner_text("body")
+            assert "fold 1/2" in text and "fold 2/2" in text, "no K-fold child runs"
+            assert "Logged models (1)" in text or "Logged models" in text
+            (version,) = client.search_model_versions(
+                f"name='{KFOLD_DATASET}' and run_id='{kfold_run.info.run_id}'")
+            assert f"v{version.version}" in text, "the registered version is not shown"
+            page.screenshot(path=str(shots["run"]), full_page=True)
+
+            # its charts: one point per epoch, and the folds' mean validation curve
+            page.goto(f"{base}/model-metrics", wait_until="load")
+            page.get_by_text("kfold_curve_val_mae", exact=True).first.wait_for()
+            page.wait_for_timeout(1500)  # plotly draws after the names appear
+            points = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+                .flatMap(p => (p.data || []).map(t => (t.x || []).length))""")
+            epochs = len(client.get_metric_history(kfold_run.info.run_id, "loss"))
+            assert epochs > 1 and points.count(epochs) >= 2, (epochs, points)
+            page.screenshot(path=str(shots["charts"]), full_page=True)
+
+            # its artifacts: the K-fold figure, previewed
+            page.goto(f"{base}/artifacts", wait_until="load")
+            page.get_by_text("plots", exact=True).first.click()
+            close_assistant(page)
+            page.get_by_text("kfold_validation.png", exact=True).first.click()
+            page.locator("img[src*='kfold_validation.png'], img[alt*='kfold_validation']"
+                         ).first.wait_for()
+            page.screenshot(path=str(shots["artifacts"]), full_page=True)
+        finally:
+            browser.close()
+    for shot in shots.values():
+        assert shot.stat().st_size > 10_000, shot
+    print("screenshots:", ", ".join(str(s) for s in shots.values()))

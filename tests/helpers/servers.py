@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from helpers.net import free_port
-from helpers.params import mirrored_params
+from helpers.params import mirrored_params, small_models
 
 BIN = Path(sys.executable).parent
 IN_CI = bool(os.environ.get("CI"))
@@ -43,15 +43,13 @@ def require(found: bool, what: str, install: str) -> None:
 
 def prepared_project(root: Path, datasets: tuple[str, ...], tracking_uri: str) -> dict[str, Any]:
     """The project's params shrunk to tiny data (a local mirror folder), `datasets` downloaded
-    and prepared under root/data, models trained for 2 epochs, MLflow at `tracking_uri`."""
+    and prepared under root/data, models trained for 2 epochs (K-fold: 2 folds of 2),
+    MLflow at `tracking_uri`."""
     from pipeline.config import compose
     from pipeline.download import download
     from pipeline.prepare import prepare
 
-    raw = mirrored_params(root)
-    for model in raw["models"].values():
-        model["epochs"] = 2
-    raw["baseline"].update({"cv_folds": 2, "n_jobs": 1})
+    raw = small_models(mirrored_params(root))
     raw["tracking"]["uri"] = tracking_uri
     params = compose(raw)
     data = root / "data"
