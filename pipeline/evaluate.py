@@ -70,14 +70,12 @@ def evaluate(name: str, params: DictConfig, data_dir: Path, models_dir: Path,
             draw_kfold(plots, curve, title, summary.get("final_epochs"))
         write_conv_plots(plots, model, dense(x_test[:1]), title)  # models with a Conv2D
     write_history_csv(out_dir / "history.csv", history)
-    # `dvc plots` data, one folder per template (dvc.yaml), empty where a model has none
-    with atomic_dir(out_dir / "kfold") as folder:
-        if curve is not None:
-            write_kfold_csv(folder / "validation.csv", curve)
-    with atomic_dir(out_dir / "confusion") as folder:
-        if ds.task != "regression":
-            write_predictions_csv(folder / "predictions.csv", list(ds.classes), y_test,
-                                  predicted)
+    # Data for `dvc plots`' own templates (dvc.yaml). Every model writes both files: a
+    # foreach stage lists the same outputs for each; where a model has no such plot, the
+    # file holds the header alone, which DVC draws as nothing.
+    write_kfold_csv(out_dir / "kfold.csv", curve)
+    write_predictions_csv(out_dir / "confusion.csv", list(ds.classes or []),
+                          *((y_test, predicted) if ds.task != "regression" else ([], [])))
     # DVC metrics stay scalar (readable `dvc metrics show`); per-class detail goes beside them.
     detail = {k: metrics[k] for k in ("per_class", "confusion_matrix") if k in metrics}
     write_json(out_dir / "metrics.json", {k: v for k, v in metrics.items() if k not in detail})

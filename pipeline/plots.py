@@ -30,21 +30,23 @@ def write_history_csv(path: Path, history: dict) -> None:
 
 def write_predictions_csv(path: Path, classes: list[str], y, predicted) -> None:
     """One row per test example, its actual and predicted class names: DVC's `confusion`
-    template counts them into the matrix `dvc plots show/diff` draws."""
+    template counts them into the matrix `dvc plots show/diff` draws (no rows: none)."""
     with atomic_file(path, "w") as fh:
         writer = csv.writer(fh)
         writer.writerow(["actual", "predicted"])
         writer.writerows([classes[a], classes[p]] for a, p in zip(y, predicted, strict=True))
 
 
-def write_kfold_csv(path: Path, curve: Curve) -> None:
-    """The K-fold curve per epoch, each fold's and their mean (last: what `dvc plots` draws)."""
-    mean = curve.mean
+def write_kfold_csv(path: Path, curve: Curve | None) -> None:
+    """The K-fold curve per epoch, each fold's and their mean (last: what `dvc plots` draws);
+    the header alone without K-fold."""
+    folds = curve.folds if curve is not None else []
+    mean = curve.mean if curve is not None else []
     with atomic_file(path, "w") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["epoch", *(f"fold_{k + 1}" for k in range(len(curve.folds))), "mean"])
+        writer.writerow(["epoch", *(f"fold_{k + 1}" for k in range(len(folds))), "mean"])
         for epoch in range(len(mean)):
-            writer.writerow([epoch + 1, *(f"{fold[epoch]:.6g}" for fold in curve.folds),
+            writer.writerow([epoch + 1, *(f"{fold[epoch]:.6g}" for fold in folds),
                              f"{mean[epoch]:.6g}"])
 
 
