@@ -117,8 +117,6 @@ def log_summary(client, run_id: str, history: Mapping[str, list[float]],
     every series keeps one point per step."""
     from mlflow.entities import RunTag
 
-    from pipeline.curves import mean_curve
-
     epochs = len(history.get("loss", []))
     scalars = {k: float(v) for k, v in summary.items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -127,8 +125,7 @@ def log_summary(client, run_id: str, history: Mapping[str, list[float]],
     if any(not math.isclose(v, history[k][-1], rel_tol=1e-6) for k, v in saved.items()):
         series.append((epochs, saved))
     # K-fold: the folds' mean validation curve, per epoch (each fold's is in its child run)
-    means = {f"kfold_curve_{k}": mean_curve(folds)
-             for k, folds in (summary.get("kfold_history") or {}).items()}
+    means = {f"kfold_curve_{k}": curve for k, curve in (summary.get("kfold_curve") or {}).items()}
     series += [(epoch, {k: float(c[epoch]) for k, c in means.items() if epoch < len(c)})
                for epoch in range(max((len(c) for c in means.values()), default=0))]
     log_metric_series(client, run_id, [*series, (0, {**scalars, **(extra or {})})])

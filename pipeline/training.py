@@ -133,10 +133,10 @@ def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path, m
                  progress: bool = True, live: LiveTraining | None = None) -> dict[str, Any]:
     """The book's K-fold validation on the training split: every validation figure per fold
     (the fold's model as trained) and its mean over folds (`kfold_val_mae_mean`); each
-    fold's per-epoch validation history (`kfold_history`, folds x epochs); and the epoch
-    where the folds' mean `monitor` is best (`kfold_best_epoch`), by the rule recorded
-    beside it: what `kfold.choose_epochs` trains the final model for. `live`: each fold
-    trains in a child run of it."""
+    fold's per-epoch validation history (`kfold_history`, folds x epochs) and their mean
+    (`kfold_curve`, the book's figure); and the epoch where the folds' mean `monitor` is
+    best (`kfold_best_epoch`), by the rule recorded beside it: what `kfold.choose_epochs`
+    trains the final model for. `live`: each fold trains in a child run of it."""
     from pipeline import curves
 
     x, y = train
@@ -166,6 +166,8 @@ def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path, m
     smoothing, skip = curves.settings(cfg.kfold)
     curve = curves.mean_curve(histories[monitor])
     summary["kfold_history"] = histories
+    summary["kfold_curve"] = {k: [float(v) for v in curves.mean_curve(h)]  # the folds' mean
+                              for k, h in histories.items()}
     summary["kfold_best_epoch"] = curves.best_epoch(curve, monitor, smoothing, skip)
     summary["kfold_best_epoch_rule"] = curves.describe(monitor, folds, smoothing, skip)
     log.info("train %s: K-fold curve: epoch %d, mean %s=%.4f (%s)", name,
