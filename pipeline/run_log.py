@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.layout import data_label
+from pipeline.layout import UPSTREAM_KINDS, data_label
 
 BATCH = 100  # MLflow's limit of params per log_batch call (metrics: 1000)
 
@@ -188,7 +188,8 @@ def split_inputs(ds: DictConfig, dataset: str, manifest: dict,
         meta = MetaDataset(data_source(ds, manifest["source"]), name=f"{dataset}/{split}",
                            digest=split_digest(info["sha256"]), schema=schema)
         profile = {"rows": info["rows"], "sparse": info["sparse"],
-                   "data_source": manifest["source"]["kind"]}
+                   "data_source": manifest["source"]["kind"],
+                   "data_label": data_label(manifest["source"])}
         inputs.append(DatasetInput(Dataset(**meta.to_dict(), profile=json.dumps(profile)),
                                    [InputTag("mlflow.data.context", context)]))
     return inputs
@@ -208,7 +209,7 @@ def data_source(ds: DictConfig, source: Mapping[str, Any]):
     from mlflow.data.dataset_source_registry import resolve_dataset_source
 
     files = list(source.get("files", {}))
-    if source.get("kind") in ("canonical", "mirror"):
+    if source.get("kind") in UPSTREAM_KINDS:
         base = str(source.get("detail", ""))
         location = f"{base}/{files[0]}" if len(files) == 1 and "," not in base else base
         with warnings.catch_warnings():  # "can be interpreted in multiple ways": a folder

@@ -39,6 +39,8 @@ KEY_FILE = "training_key.json"
 
 
 def train(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> dict[str, Any]:
+    import mlflow
+
     from pipeline import preflight, tracking
     from pipeline.training import training_key
 
@@ -54,8 +56,6 @@ def train(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> dict[
     key = training_key(params, name, manifest, "pipeline.train")  # not __name__: __main__
     pending = layout.pending_dir(out_dir.parent, out_dir.name)
     kept = _kept(pending, key)
-    import mlflow
-
     with tracking.live_run(cfg.dataset, f"train@{name}", f"{cfg.dataset} {name} (keras)",
                            run_log.run_tags(cfg.dataset, manifest, f"train@{name}", "keras")
                            ) as run:
@@ -64,7 +64,7 @@ def train(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> dict[
         run_log.log_params(client, run_id, run_log.flatten(run_log.run_config(params, name)))
         client.log_inputs(run_id, datasets=run_log.split_inputs(
             params.datasets[cfg.dataset], cfg.dataset, manifest, run_log.TRAINING_INPUTS))
-        live = LiveTraining(client, client.get_run(run_id))
+        live = LiveTraining(client, run)
         if kept is None:
             model, history, summary = _fit(name, params, prepared, manifest, pending, key,
                                            run_id, live)
