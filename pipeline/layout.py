@@ -93,13 +93,15 @@ def write_training(folder: Path, history: dict, summary: dict) -> None:
     write_json(Path(folder) / SUMMARY_FILE, summary)
 
 
+def read_record(path: Path) -> dict[str, Any]:
+    """A JSON record the pipeline wrote, or {} where it is missing (not made yet)."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def read_training(folder: Path) -> tuple[dict, dict]:
     """(history, summary) of a trained model's folder; empty where a file is missing."""
-    def read(name: str) -> dict:
-        path = Path(folder) / name
-        return json.loads(path.read_text()) if path.is_file() else {}
-
-    return read(HISTORY_FILE), read(SUMMARY_FILE)
+    return read_record(Path(folder) / HISTORY_FILE), read_record(Path(folder) / SUMMARY_FILE)
 
 
 def write_run(folder: Path, run_id: str, tracking_uri: str) -> None:

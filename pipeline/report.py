@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import logging
 import os
 from pathlib import Path
@@ -30,10 +29,6 @@ from pipeline.tables import markdown_table
 log = logging.getLogger("pipeline.report")
 
 
-def _read(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -44,10 +39,10 @@ def collect(params: DictConfig, results: Path, models: Path) -> list[dict]:
     """One section per dataset: its source, its rows (baseline + models), its plots."""
     sections = []
     for name, ds in params.datasets.items():
-        card = _read(layout.data_card(results, name))
+        card = layout.read_record(layout.data_card(results, name))
         headline = metrics.RANKED_BY[ds.task]
         rows = []
-        baseline = _read(results / name / "baseline" / "metrics.json")
+        baseline = layout.read_record(results / name / "baseline" / "metrics.json")
         if baseline:
             rows.append({"model": "baseline (SGD linear)",
                          "cv": baseline.get(f"cv_{headline}"),
@@ -59,7 +54,7 @@ def collect(params: DictConfig, results: Path, models: Path) -> list[dict]:
         for model, cfg in params.models.items():
             if cfg.dataset != name:
                 continue
-            scores = _read(results / name / model / "metrics.json")
+            scores = layout.read_record(results / name / model / "metrics.json")
             history, summary = layout.read_training(layout.model_dir(models, model))
             if not scores:
                 continue
