@@ -12,7 +12,6 @@ bundled data not proven real. Data proven identical to the canonical dataset is 
 from __future__ import annotations
 
 import base64
-import html
 import logging
 import os
 from pathlib import Path
@@ -115,37 +114,55 @@ def to_markdown(sections: list[dict], out_dir: Path) -> str:
     return "\n".join(out)
 
 
+HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Results</title>
+<style>
+body{font-family:sans-serif;max-width:1100px;margin:auto}
+table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:4px 8px}
+.banner{background:#fde2e1;border:2px solid #c00;padding:8px 16px}
+.note{background:#fff6d6;border:1px solid #b80;padding:8px 16px;margin-top:8px}
+img{max-width:100%}
+</style></head>
+<body><h1>Results</h1>
+{% for box in boxes if box.lines %}
+<div class="{{ box.css }}"><b>{{ box.title }}</b> {{ box.text }}
+<ul>{% for line in box.lines %}<li>{{ line }}</li>{% endfor %}</ul></div>
+{% endfor %}
+{% for s in sections %}
+<h2>{{ s.dataset }} ({{ s.task }}, data: {{ s.label }})</h2>
+<table>
+<tr>{% for head in s.heads %}<th>{{ head }}</th>{% endfor %}</tr>
+{% for row in s.rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</table>
+{% if s.published %}<p>Published (the books): {{ s.published }}</p>{% endif %}
+{% for plot in s.plots %}
+<p><img alt="{{ plot.name }}" src="data:image/png;base64,{{ plot.data }}"></p>
+{% endfor %}
+{% endfor %}
+</body></html>
+"""
+
+
 def to_html(sections: list[dict]) -> str:
-    esc = html.escape
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Results</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
-             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-             ".banner{background:#fde2e1;border:2px solid #c00;padding:8px 16px}"
-             ".note{background:#fff6d6;border:1px solid #b80;padding:8px 16px;margin-top:8px}"
-             "img{max-width:100%}</style></head><body><h1>Results</h1>"]
-    for (title, text), lines, css in ((NOT_REAL, banner_lines(sections), "banner"),
-                                      (NOTE, banner_lines(sections, NOTE_TIERS), "note")):
-        if lines:
-            parts.append(f"<div class='{css}'><b>{esc(title)}</b> {esc(text)}<ul>"
-                         + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul></div>")
-    for s in sections:
-        parts.append(f"<h2>{esc(s['dataset'])} ({esc(s['task'])}, data: "
-                     f"{esc(data_label(s['source']))})</h2><table><tr>")
-        parts += [f"<th>{esc(h.format(m=s['metric']))}</th>" for _, h in COLUMNS]
-        parts.append("</tr>")
-        for r in s["rows"]:
-            parts.append("<tr>" + "".join(f"<td>{esc(_fmt(r[k]))}</td>" for k, _ in COLUMNS)
-                         + "</tr>")
-        parts.append("</table>")
-        if s["published"]:
-            parts.append("<p>Published (the books): " + esc("; ".join(
-                f"{p['what']}: {p['metric']} {p['value']}" for p in s["published"])) + "</p>")
-        for plot in s["plots"]:
-            data = base64.b64encode(plot.read_bytes()).decode()
-            parts.append(f"<p><img alt='{esc(plot.stem)}' src='data:image/png;base64,{data}'>"
-                         "</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    """The self-contained page (plots embedded), from the HTML template (Jinja2 escapes)."""
+    import jinja2
+
+    boxes = [{"title": title, "text": text, "lines": lines, "css": css}
+             for (title, text), lines, css in (
+                 (NOT_REAL, banner_lines(sections), "banner"),
+                 (NOTE, banner_lines(sections, NOTE_TIERS), "note"))]
+    shown = [{
+        "dataset": s["dataset"], "task": s["task"], "label": data_label(s["source"]),
+        "heads": [h.format(m=s["metric"]) for _, h in COLUMNS],
+        "rows": [[_fmt(r[k]) for k, _ in COLUMNS] for r in s["rows"]],
+        "published": "; ".join(f"{p['what']}: {p['metric']} {p['value']}"
+                               for p in s["published"]),
+        "plots": [{"name": p.stem, "data": base64.b64encode(p.read_bytes()).decode()}
+                  for p in s["plots"]],
+    } for s in sections]
+    template = jinja2.Environment(autoescape=True, trim_blocks=True,
+                                  lstrip_blocks=True).from_string(HTML)
+    return template.render(boxes=boxes, sections=shown)
 
 
 def report(params: DictConfig, results: Path, models: Path, out: Path) -> Path:

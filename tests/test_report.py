@@ -69,7 +69,7 @@ def test_report_compares_models_and_warns_about_stand_ins(tmp_path):
     assert "](../results/imdb/imdb_dense/plots/learning_curves.png)" in imdb
 
     page = (tmp_path / "reports" / "report.html").read_text()
-    assert "NOT REAL RESULTS" in page and "class='banner'" in page
+    assert "NOT REAL RESULTS" in page and 'class="banner"' in page
     assert "data:image/png;base64," in page
     assert not re.search(r"src='(?!data:)", page)  # self-contained: no external files
 
@@ -95,8 +95,8 @@ def test_only_synthetic_data_is_called_not_real(tmp_path):
     assert "## fashion_mnist (multiclass, data: real)" in md
 
     page = (tmp_path / "reports" / "report.html").read_text()
-    html_banner = page.split("<div class='banner'>")[1].split("</div>")[0]
-    html_note = page.split("<div class='note'>")[1].split("</div>")[0]
+    html_banner = page.split('<div class="banner">')[1].split("</div>")[0]
+    html_note = page.split('<div class="note">')[1].split("</div>")[0]
     assert "NOT REAL RESULTS" in html_banner and "imdb: stand-in (synthetic)" in html_banner
     assert "mnist" not in html_banner and f"mnist: {SUBSET}" in html_note
     assert "boston" not in html_banner + html_note
@@ -112,4 +112,4 @@ def test_no_banner_when_every_dataset_is_real(tmp_path):
     md = (tmp_path / "reports" / "report.md").read_text()
     assert "NOT REAL" not in md and "Not the full" not in md and ">" not in md.split("## ")[0]
     page = (tmp_path / "reports" / "report.html").read_text()
-    assert "class='banner'" not in page and "class='note'" not in page
+    assert 'class="banner"' not in page and 'class="note"' not in page
