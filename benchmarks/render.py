@@ -71,6 +71,18 @@ def time_lines(t: dict[str, Any]) -> list[str]:
     return lines
 
 
+def seed_lines(rows: list[Row]) -> list[str]:
+    """The accuracy rows seed by seed: what their means and paired differences rest on."""
+    table = [[r.measure.split(":")[0], str(seed), f"{p:.4f}", f"{b:.4f}", f"{p - b:+.4f}"]
+             for r in rows if "seeds" in r.values
+             for seed, p, b in zip(r.values["seeds"], r.values["pipeline"], r.values["books"],
+                                   strict=True)]
+    if not table:
+        return []
+    return ["", "## Accuracy per seed (the same seed on both sides)", "",
+            *markdown_table(["model", "seed", "pipeline", "books", "difference"], table)]
+
+
 def render(rows: list[Row], header: dict[str, Any], details: dict[str, Any],
            errors: list[str]) -> str:
     """The whole Markdown page: the table, then what the missed targets measured, the
@@ -80,7 +92,8 @@ def render(rows: list[Row], header: dict[str, Any], details: dict[str, Any],
         "# Benchmarks: the pipeline against the books' plain code",
         "",
         f"{header['when']} · {header['machine']} · commit {header['commit']} · "
-        f"repeats {header['repeats']} · `{header['command']}`",
+        f"repeats {header['repeats']} · accuracy seeds {header['seeds']} · "
+        f"`{header['command']}`",
         "",
         "Data (the same local files on both sides): " + "; ".join(
             f"{d}: **{s['kind']}**" for d, s in header["sources"].items()),
@@ -97,6 +110,7 @@ def render(rows: list[Row], header: dict[str, Any], details: dict[str, Any],
                   for r in missed]
     if errors:
         lines += ["", "## Rows that failed", ""] + [f"- {e}" for e in errors]
+    lines += seed_lines(rows)
     if "time" in details:
         lines += time_lines(details["time"])
     if "peak_rss_mb" in details:
@@ -126,6 +140,7 @@ def write_results(out: Path, started: str, args: argparse.Namespace, argv: list[
                    f"{platform.python_version()}",
         "commit": args.commit,
         "repeats": args.repeats,
+        "seeds": args.seeds,
         "command": "python -m benchmarks " + " ".join(argv if argv is not None
                                                       else sys.argv[1:]),
         "sources": sources,

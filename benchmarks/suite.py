@@ -43,7 +43,8 @@ class Suite:
     models: dict[str, str]  # model -> dataset
     details: dict[str, Any] = field(default_factory=dict)
     imports: dict[str, float] | None = None  # fresh-process import seconds, once measured
-    _paired: list[dict[str, Any]] | Exception | None = None
+    _paired: list[dict[str, Any]] = field(default_factory=list)
+    _failed: Exception | None = None
 
     @property
     def datasets(self) -> list[str]:
@@ -64,46 +65,47 @@ class Suite:
                 total += timed[key].seconds
         return total, timed, metrics
 
-    def paired_runs(self) -> list[dict[str, Any]]:
-        """--repeats full runs, each: a full `dvc repro` and all the books' scripts, on the
-        same downloaded files, with the same seed (a new one per repeat, so every stage
-        downstream of download reruns and the accuracies are independent samples)."""
-        if isinstance(self._paired, Exception):
-            raise self._paired  # failed once already: not again for every row that needs it
-        if self._paired is not None:
-            return self._paired
-        try:
-            self._paired = self._run_pairs()
-        except BenchError as err:
-            self._paired = err
-            raise
-        return self._paired
-
-    def _run_pairs(self) -> list[dict[str, Any]]:
-        runs = []
+    def paired_runs(self, count: int | None = None) -> list[dict[str, Any]]:
+        """The first `count` (default --repeats) full runs, each: a full `dvc repro` and all
+        the books' scripts, on the same downloaded files, with the same seed (the params'
+        seed + i for run i, so every stage downstream of download reruns and the accuracies
+        are independent samples, paired by seed). Each run is made once and shared: the
+        accuracy row's --seeds runs begin with the time and memory rows' --repeats runs."""
+        count = self.args.repeats if count is None else count
+        if self._failed is not None:
+            raise self._failed  # failed once already: not again for every row that needs it
         base_seed = self.ws.params["seed"]
-        for r in range(self.args.repeats):
-            seed = base_seed + r
-            self.ws.set("seed", seed)
-            order = ("pipeline", "books") if r % 2 == 0 else ("books", "pipeline")
-            run: dict[str, Any] = {"seed": seed, "order": order}
-            for side in order:
-                say(f"full run {r + 1}/{self.args.repeats} (seed {seed}): {side} ...")
-                run[f"{side}_load_before"] = os.getloadavg()[0]  # others' work on the box
-                if side == "pipeline":
-                    run["pipeline"] = self.ws.repro("--no-run-cache")
-                    run["pipeline_metrics"] = {
-                        f"{d}/{e}": self.ws.metric(d, e)
-                        for d in self.datasets for e in self.entries(d)}
-                else:
-                    run["books_seconds"], run["books"], run["books_metrics"] = \
-                        self.run_books(self.datasets)
-                run[f"{side}_load_after"] = os.getloadavg()[0]
-                seconds = run["pipeline"].seconds if side == "pipeline" else run["books_seconds"]
-                say(f"  {side}: {seconds:.1f} s")
-            runs.append(run)
-        self.ws.set("seed", base_seed)
-        return runs
+        try:
+            while len(self._paired) < count:
+                self._paired.append(self._run_pair(base_seed, len(self._paired), count))
+        except BenchError as err:
+            self._failed = err
+            raise
+        finally:
+            self.ws.set("seed", base_seed)
+        return self._paired[:count]
+
+    def _run_pair(self, base_seed: int, r: int, count: int) -> dict[str, Any]:
+        """Full run `r`: both sides with seed base_seed + r, alternating which goes first."""
+        seed = base_seed + r
+        self.ws.set("seed", seed)
+        order = ("pipeline", "books") if r % 2 == 0 else ("books", "pipeline")
+        run: dict[str, Any] = {"seed": seed, "order": order}
+        for side in order:
+            say(f"full run {r + 1}/{count} (seed {seed}): {side} ...")
+            run[f"{side}_load_before"] = os.getloadavg()[0]  # others' work on the box
+            if side == "pipeline":
+                run["pipeline"] = self.ws.repro("--no-run-cache")
+                run["pipeline_metrics"] = {
+                    f"{d}/{e}": self.ws.metric(d, e)
+                    for d in self.datasets for e in self.entries(d)}
+            else:
+                run["books_seconds"], run["books"], run["books_metrics"] = \
+                    self.run_books(self.datasets)
+            run[f"{side}_load_after"] = os.getloadavg()[0]
+            seconds = run["pipeline"].seconds if side == "pipeline" else run["books_seconds"]
+            say(f"  {side}: {seconds:.1f} s")
+        return run
 
 
 def workspace_params(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
@@ -145,6 +147,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2,
                         help="paired full runs (accuracy, time, memory) and param-change "
                              "reruns (default 2)")
+    parser.add_argument("--seeds", type=int, default=5,
+                        help="paired seeds of the accuracy row: full runs of both sides with "
+                             "seed, seed+1, ... (the first --repeats are the time and memory "
+                             "rows' runs; default 5)")
     parser.add_argument("--noop-repeats", type=int, default=5)
     parser.add_argument("--import-repeats", type=int, default=3,
                         help="fresh-process import timings, for the time row's findings")
@@ -175,6 +181,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown row(s) {unknown}; known: {', '.join(ROWS)}")
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
     return args
 
 

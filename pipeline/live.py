@@ -75,13 +75,15 @@ class LiveTraining:
         return LiveEpochs()
 
     @contextlib.contextmanager
-    def fold(self, number: int, folds: int) -> Iterator[str]:
-        """A child run for K-fold's fold `number` of `folds`: FINISHED when its model is
-        trained, FAILED or KILLED (with why) when it is not. Yields its run id."""
+    def fold(self, number: int, folds: int, kind: str = "fold") -> Iterator[str]:
+        """A child run for K-fold's fold `number` of `folds` (`kind` "fit": an ensemble's
+        extra final fit): FINISHED when its model is trained, FAILED or KILLED (with why)
+        when it is not. Yields its run id."""
         self.send(raise_errors=False)
-        run = self.client.create_run(self.experiment_id, run_name=f"fold {number}/{folds}",
+        tag = "kfold.fold" if kind == "fold" else f"ensemble.{kind}"
+        run = self.client.create_run(self.experiment_id, run_name=f"{kind} {number}/{folds}",
                                      tags={**self.tags, "mlflow.parentRunId": self.run_id,
-                                           "kfold.fold": str(number)})
+                                           tag: str(number)})
         self.target = run.info.run_id
         try:
             yield run.info.run_id

@@ -177,7 +177,11 @@ def build_model(name: str, model_cfg: DictConfig, input_shape: tuple[int, ...], 
     x = inputs
     for layer in _layers(name, model_cfg):
         x = layer(x)
-    model = keras.Model(inputs, x, name=name)
+    return compile_model(name, model_cfg, keras.Model(inputs, x, name=name))
+
+
+def compile_model(name: str, model_cfg: DictConfig, model):
+    """Compile `model` with the optimizer, loss and metrics of `models.<name>`."""
     model.compile(optimizer=_optimizer(name, model_cfg), loss=str(model_cfg.loss),
                   metrics=[str(m) for m in model_cfg.metrics])
     return model

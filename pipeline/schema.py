@@ -148,6 +148,15 @@ class KFold:
 
 
 @dataclass
+class Ensemble:
+    """The saved model averages several (pipeline/ensemble.py): one model's predictions
+    vary with its seed, their mean less."""
+
+    fits: int = MISSING  # final fits on all training rows, seeded seed, seed+1, ...
+    folds: bool = MISSING  # also K-fold's fold models (needs kfold), at the chosen epoch
+
+
+@dataclass
 class Model:
     dataset: str = MISSING
     layers: list[dict[str, Any]] = MISSING  # {type: <keras.layers class>, **its arguments}
@@ -158,6 +167,7 @@ class Model:
     batch_size: int = MISSING
     early_stopping: EarlyStopping | None = None
     kfold: KFold | None = None
+    ensemble: Ensemble | None = None  # null: the saved model is the (first) final fit
 
 
 @dataclass

@@ -5,7 +5,9 @@ Seeded, deterministic ops; EarlyStopping with the best weights restored and a
 best-model checkpoint on the validation split; TerminateOnNaN, and a NaN loss fails
 instead of returning a garbage model. Sparse features go to `fit` as sparse matrices.
 With `kfold`, the book's K-fold validation runs first (per-fold and mean validation
-metric), then a final model fits all of train.
+metric), then a final model fits all of train; with `ensemble`, the saved model averages
+more final fits (other seeds) and, with `ensemble.folds`, the K fold models
+(pipeline/ensemble.py).
 """
 
 from __future__ import annotations
@@ -91,10 +93,10 @@ def build_callbacks(model_cfg: DictConfig, checkpoint_path: str, has_validation:
 
 
 def fit_once(name: str, cfg: DictConfig, manifest: dict, train, val, epochs: int,
-             checkpoint: Path, progress: bool = True, live: LiveTraining | None = None
-             ) -> tuple[Any, History]:
+             checkpoint: Path, progress: bool = True, live: LiveTraining | None = None,
+             extra: list | None = None) -> tuple[Any, History]:
     """Build, fit and return (model, history); raise TrainingFailed on a NaN loss. `live`:
-    the MLflow run the epochs are sent to as they end."""
+    the MLflow run the epochs are sent to as they end; `extra`: more Keras callbacks."""
     from pipeline.models import build_model
 
     x_train, y_train = train
@@ -106,7 +108,8 @@ def fit_once(name: str, cfg: DictConfig, manifest: dict, train, val, epochs: int
             x_train, y_train, epochs=epochs, batch_size=cfg.batch_size,
             validation_data=val if has_val else None,
             callbacks=[*build_callbacks(cfg, str(checkpoint), has_val, progress),
-                       *([live.callback()] if live is not None else [])], verbose=0,
+                       *([live.callback()] if live is not None else []), *(extra or [])],
+            verbose=0,
             shuffle=True,
         ).history
     finally:  # the epochs done show in the run, also when the fit failed
@@ -130,27 +133,37 @@ def validation_scores(model, cfg: DictConfig, val) -> dict[str, float]:
 
 
 def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path, monitor: str,
-                 progress: bool = True, live: LiveTraining | None = None) -> dict[str, Any]:
+                 progress: bool = True, live: LiveTraining | None = None, keep: bool = False
+                 ) -> tuple[dict[str, Any], list]:
     """The book's K-fold validation on the training split: every validation figure per fold
     (the fold's model as trained) and its mean over folds (`kfold_val_mae_mean`); each
     fold's per-epoch validation history (`kfold_history`, folds x epochs) and their mean
     (`kfold_curve`, the book's figure); and the epoch where the folds' mean `monitor` is
     best (`kfold_best_epoch`), by the rule recorded beside it: what `kfold.choose_epochs`
-    trains the final model for. `live`: each fold trains in a child run of it."""
+    trains the final model for. `live`: each fold trains in a child run of it. Returns
+    (summary, the fold models): with `keep` the K models, each put back to the chosen
+    epoch under `choose_epochs` (as trained otherwise); [] without it."""
     from pipeline import curves
+    from pipeline.ensemble import EpochWeights
 
     x, y = train
     folds = cfg.kfold.folds
     size = len(y) // folds
     per_fold: dict[str, list[float]] = {}
     histories: dict[str, list[list[float]]] = {}
+    members: list[tuple[Any, EpochWeights]] = []
     for k in range(folds):
         val_rows = np.arange(k * size, (k + 1) * size)
         train_rows = np.setdiff1d(np.arange(len(y)), val_rows)
         val = (x[val_rows], y[val_rows])
+        snapshots = EpochWeights()
         with live.fold(k + 1, folds) if live is not None else contextlib.nullcontext():
-            model, history = fit_once(name, cfg, manifest, (x[train_rows], y[train_rows]),
-                                      val, cfg.kfold.epochs, tmp / "fold.keras", progress, live)
+            model, history = fit_once(
+                name, cfg, manifest, (x[train_rows], y[train_rows]), val, cfg.kfold.epochs,
+                tmp / "fold.keras", progress, live,
+                [snapshots] if keep and cfg.kfold.choose_epochs is not None else None)
+        if keep:
+            members.append((model, snapshots))
         for key, values in history.items():
             if key.startswith("val_"):
                 histories.setdefault(key, []).append(values)
@@ -173,7 +186,10 @@ def kfold_scores(name: str, cfg: DictConfig, manifest: dict, train, tmp: Path, m
     log.info("train %s: K-fold curve: epoch %d, mean %s=%.4f (%s)", name,
              summary["kfold_best_epoch"], monitor, curve[summary["kfold_best_epoch"] - 1],
              summary["kfold_best_epoch_rule"])
-    return summary
+    if cfg.kfold.choose_epochs is not None:  # every member at the epoch the curve chose
+        for _, snapshots in members:
+            snapshots.restore(summary["kfold_best_epoch"])
+    return summary, [model for model, _ in members]
 
 
 def fit_and_score(name: str, params: DictConfig, prepared: Path, manifest: dict, train_split,
@@ -182,19 +198,23 @@ def fit_and_score(name: str, params: DictConfig, prepared: Path, manifest: dict,
     """Returns (model or None, history, summary); `final_fit=False` stops after K-fold;
     `progress=False`: no epoch bar; `live`: the MLflow run that shows it as it trains.
     With `kfold.choose_epochs`, the final fit trains for the K-fold curve's best epoch
-    instead of `epochs` (`final_epochs`, `final_epochs_rule`)."""
-    from pipeline import curves
+    instead of `epochs` (`final_epochs`, `final_epochs_rule`). With `ensemble`, the model
+    returned averages the final fits and, with `ensemble.folds`, the fold models; the
+    history is the first final fit's (seeded as without an ensemble)."""
+    from pipeline import curves, ensemble
 
     cfg = model_config(params, name)
     seed_everything(params.seed)
     started = time.perf_counter()
     summary: dict[str, Any] = {}
-    model, history = None, {}
+    model, history, folds = None, {}, []
     epochs = cfg.epochs
     if cfg.kfold is not None:
         monitor = curves.monitored(params.datasets[cfg.dataset].task)
-        summary.update(kfold_scores(name, cfg, manifest, train_split, workdir, monitor,
-                                    progress, live))
+        scores, folds = kfold_scores(name, cfg, manifest, train_split, workdir, monitor,
+                                     progress, live, cfg.ensemble is not None and
+                                     cfg.ensemble.folds)
+        summary.update(scores)
         seed_everything(params.seed)
         chosen = cfg.kfold.choose_epochs is not None  # read off the curve: never the test split
         epochs = summary["kfold_best_epoch"] if chosen else cfg.epochs
@@ -206,8 +226,32 @@ def fit_and_score(name: str, params: DictConfig, prepared: Path, manifest: dict,
         model, history = fit_once(name, cfg, manifest, train_split, val_split, epochs,
                                   workdir / "checkpoint.keras", progress, live)
         summary["epochs"] = len(history["loss"])
+        if cfg.ensemble is not None:  # chosen on validation, never the test split (README)
+            fits = [model, *_more_fits(name, params, manifest, train_split, val_split, epochs,
+                                       workdir, progress, live)]
+            model = ensemble.average(name, cfg, [*fits, *folds])
+            summary["ensemble"] = ensemble.describe(name, cfg, len(fits), len(folds))
         if val_split[0].shape[0]:  # the figures of the model as saved (early stopping may
             # have restored an earlier epoch): what the registry, sweeps and report rank by
             summary.update(validation_scores(model, cfg, val_split))
     summary["train_seconds"] = round(time.perf_counter() - started, 3)
     return model, history, summary
+
+
+def _more_fits(name: str, params: DictConfig, manifest: dict, train, val, epochs: int,
+               workdir: Path, progress: bool, live: LiveTraining | None) -> list:
+    """The ensemble's final fits after the first, each in a child run of `live` ("fit i/N"),
+    as K-fold's folds are. Fit i's seed is drawn from (seed, i), not seed + i - 1: runs
+    with neighbouring seeds (a benchmark's paired seeds) must not share members."""
+    cfg = model_config(params, name)
+    count = cfg.ensemble.fits
+    models = []
+    for i in range(2, count + 1):
+        seed_everything(int(np.random.SeedSequence([params.seed, i]).generate_state(1)[0]))
+        with (live.fold(i, count, kind="fit") if live is not None
+              else contextlib.nullcontext()):
+            model, _ = fit_once(name, cfg, manifest, train, val, epochs,
+                                workdir / "member.keras", progress, live)
+        models.append(model)
+    (workdir / "member.keras").unlink(missing_ok=True)
+    return models

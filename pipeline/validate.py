@@ -137,6 +137,8 @@ def _check_model(key: str, model: DictConfig, cfg: DictConfig) -> None:
         if model.kfold.choose_epochs is not None:
             _check_epoch_choice(f"{key}.kfold.choose_epochs", model.kfold.choose_epochs,
                                 model.kfold.epochs)
+    if model.ensemble is not None:
+        _check_ensemble(f"{key}.ensemble", model)
     if not has_validation(model, ds):
         fail(f"{key}.kfold", f"null, and {model.dataset} has no validation rows "
              f"(datasets.{model.dataset}.split.validation: 0), so no validation figure could "
@@ -162,6 +164,19 @@ def _check_model(key: str, model: DictConfig, cfg: DictConfig) -> None:
         if not metrics.is_known(stop.monitor):
             fail(f"{key}.early_stopping.monitor", f"'{stop.monitor}': unknown direction",
                  "a loss, an error or a score the pipeline knows", "use val_loss")
+
+
+def _check_ensemble(key: str, model: DictConfig) -> None:
+    """An ensemble needs two members or more, and fold models need K-fold."""
+    ens = model.ensemble
+    positive(f"{key}.fits", ens.fits)
+    if ens.folds and model.kfold is None:
+        fail(f"{key}.folds", "true, and kfold is null: there are no fold models to average",
+             "folds: true only with kfold: {folds, epochs}", "set folds: false, or kfold: "
+             "{folds: 4, epochs: 100}")
+    if ens.fits == 1 and not ens.folds:
+        fail(key, "one final fit and no fold models: nothing to average",
+             "fits: 2 or more, or folds: true", "set ensemble: null, or fits: 4")
 
 
 def _check_epoch_choice(key: str, choice: DictConfig, kfold_epochs: int) -> None:

@@ -107,6 +107,14 @@ CASES = [
      f"{B}.kfold.choose_epochs.skip", "0 to 99"),
     ("a typo in choose_epochs", _set(f"{B}.kfold.choose_epochs", {"smothing": 0.9, "skip": 1}),
      f"{B}.kfold.choose_epochs.smothing", "smoothing"),
+    ("fold models without K-fold", _set(f"{M}.ensemble", {"fits": 2, "folds": True}),
+     f"{M}.ensemble.folds", "kfold is null"),
+    ("an ensemble of one model", _set(f"{B}.ensemble", {"fits": 1, "folds": False}),
+     f"{B}.ensemble", "nothing to average"),
+    ("no final fit in the ensemble", _set(f"{B}.ensemble", {"fits": 0, "folds": True}),
+     f"{B}.ensemble.fits", ">= 1"),
+    ("ensemble folds not true/false", _set(f"{B}.ensemble", {"fits": 2, "folds": "yes"}),
+     f"{B}.ensemble.folds", "true or false"),
     # what goes with what
     ("bad hash", _set("datasets.mnist.source.files.0.hash", "sha256:abc"),
      "datasets.mnist.source.files[0].hash", "checksum"),
@@ -195,9 +203,16 @@ CASES = [
 
 
 def test_the_final_epochs_may_come_from_the_kfold_curve():
-    cfg = compose(broken(_set(f"{B}.kfold.choose_epochs", {"smoothing": 0.9, "skip": 10})))
-    assert cfg.models.boston_housing_dense.kfold.choose_epochs.skip == 10
-    assert compose(project_params()).models.boston_housing_dense.kfold.choose_epochs is None
+    cfg = compose(broken(_set(f"{B}.kfold.choose_epochs", {"smoothing": 0.0, "skip": 3})))
+    assert cfg.models.boston_housing_dense.kfold.choose_epochs.skip == 3
+    book = compose(project_params()).models.boston_housing_book  # the book's plain recipe
+    assert book.kfold.choose_epochs is None and book.ensemble is None and book.epochs == 80
+
+
+def test_an_ensemble_is_a_setting_and_null_unless_set():
+    cfg = compose(broken(_set(f"{M}.ensemble", {"fits": 3, "folds": False})))
+    assert cfg.models.imdb_dense.ensemble.fits == 3
+    assert compose(project_params()).models.mnist_dense.ensemble is None  # not listed: null
 
 
 @pytest.mark.parametrize(("what", "edit", "key", "says"), CASES, ids=[c[0] for c in CASES])

@@ -89,13 +89,18 @@ def test_kfold_folds_are_child_runs_watched_as_they_train(workspace, monkeypatch
     watch_training(monkeypatch, look)
     out = workspace["root"] / "models" / "boston_folds"
     train("boston_housing_dense", workspace["params"], workspace["data"], out)
-    # 2 folds of 2 epochs, then the final fit of 2: what the store showed at each epoch's end
+    # 2 folds of 2 epochs, then the final fit of 2, then the ensemble's second final fit
+    # (params.yaml's ensemble, 2 fits in tests): what the store showed at each epoch's end
+    done = [("fold 1/2", "FINISHED"), ("fold 2/2", "FINISHED")]
     assert states == [[("fold 1/2", "RUNNING")]] * 2 + [
-        [("fold 1/2", "FINISHED"), ("fold 2/2", "RUNNING")]] * 2 + [
-        [("fold 1/2", "FINISHED"), ("fold 2/2", "FINISHED")]] * 2
+        [("fold 1/2", "FINISHED"), ("fold 2/2", "RUNNING")]] * 2 + [done] * 2 + [
+        [*done, ("fit 2/2", "RUNNING")]] * 2
     run_id = layout.read_run(out, "train")
-    folds = client.search_runs([mlflow.get_experiment_by_name("boston_housing").experiment_id],
-                               f"tags.`mlflow.parentRunId` = '{run_id}'")
+    children = client.search_runs([mlflow.get_experiment_by_name("boston_housing")
+                                   .experiment_id], f"tags.`mlflow.parentRunId` = '{run_id}'")
+    folds = [child for child in children if "kfold.fold" in child.data.tags]
+    (fit,) = [child for child in children if "ensemble.fit" in child.data.tags]
+    assert fit.info.status == "FINISHED" and client.get_metric_history(fit.info.run_id, "loss")
     per_fold = []
     for fold in folds:
         assert fold.data.tags["pipeline.step"] == "train@boston_housing_dense"

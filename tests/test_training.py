@@ -684,3 +684,63 @@ def test_git_dirty_means_the_code_or_configuration_changed(tmp_path):
     git("checkout", "params.yaml")
     (tmp_path / "pipeline/new_module.py").write_text("x = 1\n")  # untracked code counts too
     assert git_tags(tmp_path)["git_dirty"] == "true"
+
+
+def _fit_boston(workspace, tmp_path: Path, kfold: dict, ensemble: dict | None):
+    """fit_and_score on the tiny Boston data: 2 final epochs, `kfold` and `ensemble`."""
+    from pipeline.training import fit_and_score
+
+    raw = copy.deepcopy(workspace["raw"])
+    raw["models"]["boston_housing_dense"].update(epochs=2, kfold=kfold, ensemble=ensemble)
+    tmp_path.mkdir(exist_ok=True)
+    prepared = workspace["data"] / "boston_housing" / "prepared"
+    manifest = json.loads((prepared / "manifest.json").read_text())
+    return fit_and_score("boston_housing_dense", compose(raw), prepared, manifest,
+                         load_split(prepared / "train.npz"), tmp_path, progress=False)
+
+
+def _members(model) -> list:
+    import keras
+
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)]
+
+
+CHOSEN = {"folds": 2, "epochs": 3, "choose_epochs": {"smoothing": 0.0, "skip": 0}}
+
+
+def test_the_ensemble_predicts_the_mean_of_its_final_fits_and_fold_models(workspace,
+                                                                        tmp_path):
+    import keras
+
+    model, history, summary = _fit_boston(workspace, tmp_path, CHOSEN,
+                                          {"fits": 2, "folds": True})
+    members = _members(model)
+    assert len(members) == 4  # 2 final fits, 2 fold models
+    assert "2 final fits" in summary["ensemble"] and "2 fold models" in summary["ensemble"]
+    x, _ = load_split(workspace["data"] / "boston_housing" / "prepared" / "test.npz")
+    predicted = model.predict(x, verbose=0)
+    each = [m.predict(x, verbose=0) for m in members]
+    assert np.allclose(predicted, np.mean(each, axis=0), atol=1e-5)
+    assert not np.allclose(each[0], each[1], atol=1e-3)  # the two fits differ: own seeds
+    model.save(tmp_path / "model.keras")  # what train saves and evaluate/predict load
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert np.array_equal(loaded.predict(x, verbose=0), predicted)
+    assert len(history["loss"]) == summary["final_epochs"] == summary["kfold_best_epoch"]
+
+
+def test_the_first_fit_and_the_fold_models_are_kept_exactly(workspace, tmp_path):
+    """The ensemble's first fit is the model trained without an ensemble, and a fold trained
+    3 epochs and put back to the chosen epoch b holds exactly the weights of the same fold
+    trained b epochs (same seed, deterministic ops)."""
+    chosen, _, summary = _fit_boston(workspace, tmp_path / "a", CHOSEN,
+                                     {"fits": 2, "folds": True})
+    best = summary["kfold_best_epoch"]
+    single, _, _ = _fit_boston(workspace, tmp_path / "b", CHOSEN, None)
+    trained, _, _ = _fit_boston(workspace, tmp_path / "c", {**CHOSEN, "epochs": best,
+                                                             "choose_epochs": None},
+                                {"fits": 1, "folds": True})
+    pairs = [(_members(chosen)[0], single), *zip(_members(chosen)[2:], _members(trained)[1:],
+                                                  strict=True)]
+    for kept, fresh in pairs:
+        for a, b in zip(kept.get_weights(), fresh.get_weights(), strict=True):
+            assert np.array_equal(a, b)

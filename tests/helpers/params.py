@@ -67,11 +67,17 @@ def pipeline_params(root: Path) -> dict[str, Any]:
 
 
 def small_models(raw: dict) -> dict:
-    """The project's models, trained for 2 epochs (K-fold: 2 folds of 2 epochs)."""
+    """The project's models, trained for 2 epochs (K-fold: 2 folds of 2 epochs), their
+    other choices kept: the epochs read off the curve (from epoch 1), an ensemble (of 2 fits
+    at most)."""
     for model in raw["models"].values():
         model["epochs"] = 2
         if model["kfold"]:
-            model["kfold"] = {"folds": 2, "epochs": 2}
+            choice = model["kfold"].get("choose_epochs")
+            model["kfold"].update(folds=2, epochs=2,
+                                  choose_epochs=choice and {**choice, "skip": 0})
+        if model.get("ensemble"):
+            model["ensemble"]["fits"] = min(model["ensemble"]["fits"], 2)
     raw["baseline"]["cv_folds"] = 2
     raw["baseline"]["n_jobs"] = 1
     return raw
