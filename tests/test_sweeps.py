@@ -342,7 +342,8 @@ def parents(project) -> list:
      f"ERROR sweep: models.{MODEL}.epochz=3: models.{MODEL}.epochz: unknown key; expected one "
      "of: dataset, layers"),
     (["search_space=nosuch"], "ERROR sweep: search_space=nosuch: no such search_space; "
-     "expected one of: boston_housing_dense, fashion_mnist_cnn"),
+     "expected one of: " + ", ".join(sorted(p.stem for p in (ROOT / "conf" / "search_space")
+                                           .glob("*.yaml")))),
     (["launcher=dask", f"{LR}=0.01,0.1"],
      "ERROR sweep: launcher=dask: no such launcher; expected one of: basic, joblib, ray"),
     ([f"{LR}=tag(log, interval(0.01, 0.001))", "hydra/sweeper=optuna"],
