@@ -96,7 +96,8 @@ def render(rows: list[Row], header: dict[str, Any], details: dict[str, Any],
         f"`{header['command']}`",
         "",
         "Data (the same local files on both sides): " + "; ".join(
-            f"{d}: **{s['kind']}**" for d, s in header["sources"].items()),
+            f"{d}: **{s['kind']}** ({s['detail']})" if s.get("detail") else f"{d}: **{s['kind']}**"
+            for d, s in header["sources"].items()),
         "",
     ]
     lines += markdown_table(

