@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     def run(args: argparse.Namespace) -> None:
         params = load_params(args.params)
         dataset_config(params, args.dataset)  # an unknown name fails before it becomes a path
-        out = args.out_dir or layout.RESULTS / args.dataset / "baseline"
+        out = args.out_dir or layout.results_dir(layout.RESULTS, args.dataset, layout.BASELINE)
         baseline(args.dataset, params, args.data_dir, out)
 
     cli.run(parser, argv, run)

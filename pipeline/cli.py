@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline.config import PARAMS_FILE
 from pipeline.console import run_stage
-from pipeline.layout import DATA, MODELS
+from pipeline.layout import DATA, MODELS, RESULTS
 
 TARGETS = {
     "dataset": "a dataset name under `datasets:` in params.yaml",
@@ -23,7 +23,19 @@ TARGETS = {
 FOLDERS = {
     "data": (DATA, "the root of data/<dataset>/{raw,prepared}"),
     "models": (MODELS, "the root of models/<model>"),
+    "results": (RESULTS, "the root of results/<dataset>/<model>"),
 }
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number >= 1 (refused at parse time, with the usage)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number >= 1, e.g. 5")
+    return value
 
 
 def command(module: str, description: str, target: str | None = None,

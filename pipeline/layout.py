@@ -7,6 +7,7 @@
     models/.pending/<model>/     a trained model not yet logged to MLflow (kept for a retry)
     results/<dataset>/data.json  prepare: the data card (source, rows) the report shows
     results/<dataset>/<model>/   evaluate (and baseline: results/<dataset>/baseline/)
+    results/<dataset>/<model>/seeds.json   seed_study: the model's spread over N seeds
 
 Every name below is an entry name checked by pipeline/validate.py, so no path built
 here leaves these folders.
@@ -26,6 +27,9 @@ SOURCE_FILE, MANIFEST = "source.json", "manifest.json"
 UPSTREAM_KINDS = ("canonical", "mirror")  # source.json kinds: the pinned upstream files
 PROBE_FILE, CHECK_FILE = DATA / "probe.json", DATA / "check.json"
 RUN_FILE = "run.json"
+KEY_FILE = "training_key.json"  # models/<model>/: what decided the training (train.py)
+BASELINE = "baseline"  # results/<dataset>/baseline/: the SGD baseline's results
+SEEDS_FILE = "seeds.json"
 MODEL_FILE, HISTORY_FILE, SUMMARY_FILE = "model.keras", "history.json", "summary.json"
 
 
@@ -75,6 +79,16 @@ def prepared_dir(data: Path, dataset: str) -> Path:
 
 def data_card(results: Path, dataset: str) -> Path:
     return Path(results) / dataset / "data.json"
+
+
+def results_dir(results: Path, dataset: str, model_or_baseline: str) -> Path:
+    return Path(results) / dataset / model_or_baseline
+
+
+def seeds_file(results: Path, dataset: str, model: str) -> Path:
+    """A seed study's record (pipeline/seed_study.py); not a DVC output: it is made on
+    request, committed with the results, and read by the report."""
+    return results_dir(results, dataset, model) / SEEDS_FILE
 
 
 def pending_dir(models: Path, model: str) -> Path:

@@ -26,12 +26,7 @@ class LiveTraining:
     """Where a training's epochs go: its run, or the child run of the fold in progress."""
 
     def __init__(self, client, run):
-        self.client, self.run_id = client, run.info.run_id
-        self.experiment_id = run.info.experiment_id
-        # A fold carries its training's tags (dataset, step, owning process: a fold left
-        # RUNNING by a killed process is ended by the next run of the step), never a trial's.
-        self.tags = {k: v for k, v in run.data.tags.items()
-                     if not k.startswith(("mlflow.", "sweep."))}
+        self.client, self.run, self.run_id = client, run, run.info.run_id
         self.target = self.run_id
         self.pending: list[tuple[str, int, dict[str, float]]] = []
         self.sent_at = 0.0
@@ -74,25 +69,23 @@ class LiveTraining:
 
         return LiveEpochs()
 
+    def fold(self, number: int, folds: int) -> contextlib.AbstractContextManager[str]:
+        """K-fold's fold `number` of `folds`, as a child run watched as it trains."""
+        return self.child(f"fold {number}/{folds}", {"kfold.fold": str(number)})
+
+    def fit(self, number: int, fits: int) -> contextlib.AbstractContextManager[str]:
+        """An ensemble's final fit after the first, as a child run watched as it trains."""
+        return self.child(f"fit {number}/{fits}", {"ensemble.fit": str(number)})
+
     @contextlib.contextmanager
-    def fold(self, number: int, folds: int, kind: str = "fold") -> Iterator[str]:
-        """A child run for K-fold's fold `number` of `folds` (`kind` "fit": an ensemble's
-        extra final fit): FINISHED when its model is trained, FAILED or KILLED (with why)
-        when it is not. Yields its run id."""
+    def child(self, run_name: str, tags: Mapping[str, str]) -> Iterator[str]:
+        """Send the epochs inside the block to a child run (tracking.child_run: FINISHED when
+        its model is trained, FAILED or KILLED with why when it is not). Yields its id."""
         self.send(raise_errors=False)
-        tag = "kfold.fold" if kind == "fold" else f"ensemble.{kind}"
-        run = self.client.create_run(self.experiment_id, run_name=f"{kind} {number}/{folds}",
-                                     tags={**self.tags, "mlflow.parentRunId": self.run_id,
-                                           tag: str(number)})
-        self.target = run.info.run_id
-        try:
-            yield run.info.run_id
-            self.send(raise_errors=False)
-        except BaseException as err:
-            self.send(raise_errors=False)
-            tracking.end_failed(self.client, run.info.run_id, err)
-            raise
-        finally:
-            self.target = self.run_id
-        with contextlib.suppress(Exception):  # the training goes on; its own end reports
-            self.client.set_terminated(run.info.run_id, "FINISHED")
+        with tracking.child_run(self.client, self.run, run_name, tags) as run:
+            self.target = run.info.run_id
+            try:
+                yield run.info.run_id
+            finally:
+                self.send(raise_errors=False)
+                self.target = self.run_id

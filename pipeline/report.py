@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import cli, layout, metrics
+from pipeline import cli, layout, metrics, yardstick
 from pipeline.config import load_params
 from pipeline.files import atomic_file
 from pipeline.layout import data_label, data_tier
@@ -41,40 +41,67 @@ def collect(params: DictConfig, results: Path, models: Path) -> list[dict]:
         card = layout.read_record(layout.data_card(results, name))
         headline = metrics.RANKED_BY[ds.task]
         rows = []
-        baseline = layout.read_record(results / name / "baseline" / "metrics.json")
+        baseline = layout.read_record(
+            layout.results_dir(results, name, layout.BASELINE) / "metrics.json")
         if baseline:
-            rows.append({"model": "baseline (SGD linear)",
+            rows.append({"name": layout.BASELINE, "model": "baseline (SGD linear)",
                          "cv": baseline.get(f"cv_{headline}"),
                          "val": baseline.get(f"val_{headline}"),
                          "test": baseline.get(f"test_{headline}"),
                          "test_loss": baseline.get("test_loss", baseline.get("test_mse")),
-                         "epochs": None, "seconds": None})
+                         "spread": None, "epochs": None, "seconds": None})
         plots = []
         for model, cfg in params.models.items():
             if cfg.dataset != name:
                 continue
-            scores = layout.read_record(results / name / model / "metrics.json")
-            history, summary = layout.read_training(layout.model_dir(models, model))
+            scores = layout.read_record(layout.results_dir(results, name, model)
+                                        / "metrics.json")
+            folder = layout.model_dir(models, model)
+            history, summary = layout.read_training(folder)
             if not scores:
                 continue
             val_key = f"val_{headline}"
             best_val = metrics.figure(val_key, history, summary)  # the saved model's
-            rows.append({"model": model,
+            rows.append({"name": model, "model": model,
                          "cv": summary.get(f"kfold_val_{headline}_mean"),
                          "val": best_val,
                          "test": scores.get(f"test_{headline}"),
                          "test_loss": scores.get("test_loss"),
+                         "spread": seed_spread(params, model, layout.read_record(
+                             layout.seeds_file(results, name, model)),
+                             layout.read_record(folder / layout.KEY_FILE)),
                          "epochs": scores.get("epochs"),
                          "seconds": (f"{summary['train_seconds']:.1f}"
                                      if "train_seconds" in summary else None)})
-            plots += sorted((results / name / model / "plots").glob("*.png"))
+            plots += sorted((layout.results_dir(results, name, model) / "plots").glob("*.png"))
+        published = OmegaConf.to_container(ds.published) if ds.published else []
+        for row in rows:
+            row["book"] = "; ".join(
+                yardstick.gap(p["metric"], row[yardstick.column(p["metric"])],
+                              yardstick.parse(p["value"]))
+                for p in published if row["name"] in p["models"]) or None
         sections.append({
             "dataset": name, "task": ds.task, "metric": headline,
             "source": card.get("source", {"kind": "missing"}),
-            "rows": rows, "plots": plots,
-            "published": OmegaConf.to_container(ds.published) if ds.published else [],
+            "rows": rows, "plots": plots, "published": published,
         })
     return sections
+
+
+def seed_spread(params: DictConfig, model: str, study: dict, trained: dict) -> str:
+    """The test figure's spread over seeds, as a seed study measured it: "± sd (n seeds:
+    mean, min-max)", flagged when measured for other settings or code than the model shown.
+    Without a study the figure is one seed's, and the cell says so."""
+    if not study:
+        return f"single seed ({params.seed}), not measured"
+    text = (f"± {study['sd']:.4f} ({len(study['seeds'])} seeds: {study['mean']:.4f}, "
+            f"{study['min']:.4f}-{study['max']:.4f})")
+    if study.get("training_key") == trained.get("key"):
+        return text
+    config = OmegaConf.to_container(params.models[model], resolve=True)
+    same_settings = study.get("config") == config and study["seeds"][0] == params.seed
+    return text + (" measured with earlier code" if same_settings
+                   else " measured for other settings")
 
 
 def banner_lines(sections: list[dict], tiers: tuple[str, ...] = ("synthetic",)) -> list[str]:
@@ -91,8 +118,13 @@ NOTE_TIERS = ("subset", "unverified")
 
 
 COLUMNS = [("model", "model"), ("cv", "CV / K-fold {m}"), ("val", "val {m}"),
-           ("test", "test {m}"), ("test_loss", "test loss"), ("epochs", "epochs"),
+           ("test", "test {m}"), ("spread", "seed spread of test {m}"),
+           ("book", "vs the book"), ("test_loss", "test loss"), ("epochs", "epochs"),
            ("seconds", "train s")]
+SEEDS_NOTE = ("Each figure is one run with params.yaml's seed. The seed spread is what "
+              "`python -m pipeline.seed_study <model> --seeds 5` measured (sample sd over "
+              "seeds; results/<dataset>/<model>/seeds.json, and an MLflow run); a spread "
+              "larger than a difference means the difference may be luck.")
 
 
 def to_markdown(sections: list[dict], out_dir: Path) -> str:
@@ -101,6 +133,7 @@ def to_markdown(sections: list[dict], out_dir: Path) -> str:
                                  (NOTE, banner_lines(sections, NOTE_TIERS))):
         if lines:
             out += [f"> **{title}** {text}", ">"] + [f"> - {line}" for line in lines] + [""]
+    out += [SEEDS_NOTE, ""]
     for s in sections:
         out += [f"## {s['dataset']} ({s['task']}, data: {data_label(s['source'])})", ""]
         out += markdown_table([h.format(m=s["metric"]) for _, h in COLUMNS],
@@ -128,6 +161,7 @@ img{max-width:100%}
 <div class="{{ box.css }}"><b>{{ box.title }}</b> {{ box.text }}
 <ul>{% for line in box.lines %}<li>{{ line }}</li>{% endfor %}</ul></div>
 {% endfor %}
+<p>{{ seeds_note }}</p>
 {% for s in sections %}
 <h2>{{ s.dataset }} ({{ s.task }}, data: {{ s.label }})</h2>
 <table>
@@ -162,7 +196,7 @@ def to_html(sections: list[dict]) -> str:
     } for s in sections]
     template = jinja2.Environment(autoescape=True, trim_blocks=True,
                                   lstrip_blocks=True).from_string(HTML)
-    return template.render(boxes=boxes, sections=shown)
+    return template.render(boxes=boxes, sections=shown, seeds_note=SEEDS_NOTE)
 
 
 def report(params: DictConfig, results: Path, models: Path, out: Path) -> Path:

@@ -91,6 +91,14 @@ class Checks:
 
 
 @dataclass
+class Published:  # a figure the books print: the report's yardstick (pipeline/yardstick.py)
+    what: str = MISSING  # the book's model and chapter
+    models: list[str] = MISSING  # the rows it is set against: model names, or baseline
+    metric: str = MISSING  # cv_<ranked metric> or test_<ranked metric>, e.g. test_mae
+    value: str = MISSING  # as printed: "~2.5", "0.978-0.982", "~0.78-0.80"
+
+
+@dataclass
 class Dataset:
     task: str = MISSING
     classes: list[str] | None = None
@@ -99,7 +107,7 @@ class Dataset:
     preprocess: Preprocess = MISSING
     split: Split = MISSING
     checks: Checks = MISSING
-    published: list[dict[str, Any]] = field(default_factory=list)  # the books' results
+    published: list[Published] = field(default_factory=list)  # the books' results
 
 
 @dataclass

@@ -225,3 +225,22 @@ def live_run(experiment: str, step: str, run_name: str, tags: Mapping[str, str])
             mlflow.end_run(status)
         raise
     mlflow.end_run("FINISHED")
+
+
+@contextlib.contextmanager
+def child_run(client, parent, run_name: str, tags: Mapping[str, str]):
+    """A child run of `parent` (a K-fold fold, an ensemble's fit, a seed of a seed study)
+    that always ends: FINISHED when the block completes, FAILED or KILLED (with why) when it
+    raises. It carries the parent's own tags (dataset, step, owning process: a child left
+    RUNNING by a killed process is ended by the next run of the step), never a trial's."""
+    inherited = {k: v for k, v in parent.data.tags.items()
+                 if not k.startswith(("mlflow.", "sweep."))}
+    run = client.create_run(parent.info.experiment_id, run_name=run_name,
+                            tags={**inherited, **tags, "mlflow.parentRunId": parent.info.run_id})
+    try:
+        yield run
+    except BaseException as err:
+        end_failed(client, run.info.run_id, err)
+        raise
+    with contextlib.suppress(Exception):  # the parent goes on; its own end reports
+        client.set_terminated(run.info.run_id, "FINISHED")

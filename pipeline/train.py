@@ -35,7 +35,6 @@ from pipeline.files import atomic_dir, replace_dir, write_json
 from pipeline.live import LiveTraining
 
 log = logging.getLogger("pipeline.train")
-KEY_FILE = "training_key.json"
 
 
 def train(name: str, params: DictConfig, data_dir: Path, out_dir: Path) -> dict[str, Any]:
@@ -98,7 +97,7 @@ def _kept(pending: Path, key: str):
     """A model trained with the same key whose logging failed:
     (model, history, summary, the id of the run it trained in)."""
     try:
-        kept = json.loads((pending / KEY_FILE).read_text())
+        kept = json.loads((pending / layout.KEY_FILE).read_text())
     except (OSError, ValueError):
         return None
     if kept.get("key") != key:
@@ -121,7 +120,7 @@ def _fit(name: str, params: DictConfig, prepared: Path, manifest: dict, pending:
                                                 tmp, live=live)
         model.save(tmp / layout.MODEL_FILE)
         layout.write_training(tmp, history, summary)
-        write_json(tmp / KEY_FILE, {"key": key, "run_id": run_id})
+        write_json(tmp / layout.KEY_FILE, {"key": key, "run_id": run_id})
     return model, history, summary
 
 

@@ -248,7 +248,7 @@ def _more_fits(name: str, params: DictConfig, manifest: dict, train, val, epochs
     models = []
     for i in range(2, count + 1):
         seed_everything(int(np.random.SeedSequence([params.seed, i]).generate_state(1)[0]))
-        with (live.fold(i, count, kind="fit") if live is not None
+        with (live.fit(i, count) if live is not None
               else contextlib.nullcontext()):
             model, _ = fit_once(name, cfg, manifest, train, val, epochs,
                                 workdir / "member.keras", progress, live)

@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import metrics
+from pipeline.layout import BASELINE
 from pipeline.rules import (
     PLACEHOLDERS,
     check_seed,
@@ -24,7 +25,7 @@ from pipeline.rules import (
     fail,
     positive,
 )
-from pipeline.validate_data import check_dataset
+from pipeline.validate_data import check_dataset, check_published
 
 # A dataset or model key names folders, DVC stages, MLflow experiments and shell
 # arguments: an entry name only, never a path or a shell word.
@@ -43,8 +44,8 @@ def check_params(cfg: DictConfig) -> None:
                 fail(f"{group}.{name}", f"'{name}' is not an entry name", "letters, digits, _ "
                      "or -, starting with a letter (it names folders, stages and MLflow "
                      "experiments)", "rename the entry, e.g. my_dataset")
-    if "baseline" in cfg.models:  # results/<dataset>/baseline/ is the baseline's
-        fail("models.baseline", "'baseline' names the baseline's results folder",
+    if BASELINE in cfg.models:  # results/<dataset>/baseline/ is the baseline's
+        fail(f"models.{BASELINE}", "'baseline' names the baseline's results folder",
              "another model name", "rename the entry, e.g. baseline_dense")
     _check_download(cfg.download)
     for name, ds in cfg.datasets.items():
@@ -58,6 +59,9 @@ def check_params(cfg: DictConfig) -> None:
              "use -1")
     for name, model in cfg.models.items():
         _check_model(f"models.{name}", model, cfg)
+    for name, ds in cfg.datasets.items():  # after the models: they name them
+        check_published(f"datasets.{name}", ds,
+                        [m for m, model in cfg.models.items() if model.dataset == name])
 
 
 def _check_download(download: DictConfig) -> None:

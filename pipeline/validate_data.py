@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from pipeline.layout import BASELINE
 from pipeline.rules import FILE_NAME, HASH, check_seed, check_url, fail, fraction, one_of, positive
 from pipeline.schema import FALLBACK_KINDS, FORMAT_ROLES, PREPROCESS_FORMATS, RECIPE_OPTIONS, TASKS
 
@@ -27,10 +28,6 @@ def check_dataset(key: str, ds: DictConfig) -> None:
     _check_load(f"{key}.load", ds)
     _check_split(f"{key}.split", ds.split)
     fraction(f"{key}.checks.max_overlap", ds.checks.max_overlap, False, False)
-    for i, entry in enumerate(ds.published):
-        if not {"what", "metric", "value"} <= set(entry):
-            fail(f"{key}.published[{i}]", "incomplete", "{what: ..., metric: ..., value: ...}",
-                 "add the missing field")
 
 
 def _check_source(key: str, ds: DictConfig) -> None:
@@ -151,3 +148,25 @@ def _check_split(key: str, split: DictConfig) -> None:
         fail(f"{key}.validation", f"{value!r} is neither a row count nor a fraction",
              "a whole count (10000, or 0 for none) or a fraction strictly between 0 and 1 (0.2)",
              "write 1 for one row, or e.g. 0.2 for a fifth (1.0 would be ambiguous)")
+
+
+def check_published(key: str, ds: DictConfig, models: list[str]) -> None:
+    """Each published figure names rows of this dataset's report (its models, `baseline`),
+    a figure those rows have (cv_ or test_ of the metric they are ranked by) and a value
+    the report can measure a gap to."""
+    from pipeline import metrics, yardstick
+
+    ranked = metrics.RANKED_BY[ds.task]
+    for i, entry in enumerate(ds.published):
+        at = f"{key}.published[{i}]"
+        for j, model in enumerate(entry.models):
+            if model not in [BASELINE, *models]:
+                fail(f"{at}.models[{j}]", f"'{model}' is not a model of this dataset",
+                     f"one of: {', '.join([BASELINE, *models])}",
+                     "name a model whose `dataset:` is this one")
+        wanted = [f"{column}_{ranked}" for column in yardstick.COLUMNS]
+        one_of(f"{at}.metric", entry.metric, tuple(wanted))
+        if yardstick.parse(entry.value) is None:
+            fail(f"{at}.value", f"'{entry.value}' is not a published figure",
+                 "a number, a range low-high, either with ~ for 'about' (e.g. ~2.5, "
+                 "0.978-0.982)", "write the figure as the book prints it, e.g. ~0.88")

@@ -154,6 +154,15 @@ CASES = [
      "did you mean accuracy"),
     ("a classifier with nothing to validate on", _set(f"{D}.split.validation", 0),
      f"{M}.kfold", "no validation rows"),
+    # the books' figures, the report's yardstick
+    ("published figure on another dataset's model",
+     _set("datasets.imdb.published.0.models", ["mnist_dense"]),
+     "datasets.imdb.published[0].models[0]", "expected one of: baseline, imdb_dense"),
+    ("published figure of a metric the rows lack",
+     _set("datasets.imdb.published.0.metric", "test_mae"), "datasets.imdb.published[0].metric",
+     "cv_accuracy, test_accuracy"),
+    ("published figure not a number", _set("datasets.imdb.published.0.value", "about 0.88"),
+     "datasets.imdb.published[0].value", "e.g. ~0.88"),
     # sources and stores
     ("mirror placeholder typo", _set("download.mirrors", ["https://m.example/{filename}"]),
      "download.mirrors[0]", "{filename}"),
@@ -423,7 +432,7 @@ def test_an_unexpected_error_is_one_line_and_the_switch_shows_the_traceback(tmp_
 
 
 @pytest.mark.parametrize("stage", ["check", "download", "prepare", "baseline", "train",
-                                   "evaluate", "report", "predict", "promote"])
+                                   "evaluate", "report", "predict", "promote", "seed_study"])
 def test_every_command_has_help(stage):
     result = run(f"pipeline.{stage}", "--help")
     assert result.returncode == 0 and "usage:" in result.stdout

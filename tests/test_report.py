@@ -62,10 +62,12 @@ def test_report_compares_models_and_warns_about_stand_ins(tmp_path):
     assert "boston_housing" not in banner + note and "reuters" not in banner + note
     imdb = md.split("## imdb")[1].split("## ")[0]
     assert "| baseline (SGD linear) | 0.8100 | 0.8000 | 0.7900 |" in imdb
-    assert "| imdb_dense | - | 0.8500 | 0.8760 | 0.3100 | 4 | 12.3 |" in imdb
-    assert "~0.88" in imdb  # the book's figure next to ours
+    assert ("| imdb_dense | - | 0.8500 | 0.8760 | single seed (42), not measured | "
+            "book ~0.88: 0.0040 worse | 0.3100 | 4 | 12.3 |") in imdb  # the book's gap
+    assert "Published (the books): dense 16-16-1 (DLwP ch. 3)" in imdb
     boston = md.split("## boston_housing")[1]
     assert "val mae" in boston and "| boston_housing_dense | - | 2.7000 | 2.6000 |" in boston
+    assert "| book ~2.5: 0.1000 worse |" in boston
     assert "](../results/imdb/imdb_dense/plots/learning_curves.png)" in imdb
 
     page = (tmp_path / "reports" / "report.html").read_text()
@@ -110,6 +112,39 @@ def test_no_banner_when_every_dataset_is_real(tmp_path):
     report(compose(project_params()), tmp_path / "results", tmp_path / "models",
            tmp_path / "reports")
     md = (tmp_path / "reports" / "report.md").read_text()
-    assert "NOT REAL" not in md and "Not the full" not in md and ">" not in md.split("## ")[0]
+    assert "NOT REAL" not in md and "Not the full" not in md
+    assert not any(line.startswith(">") for line in md.split("## ")[0].splitlines())
     page = (tmp_path / "reports" / "report.html").read_text()
     assert 'class="banner"' not in page and 'class="note"' not in page
+
+
+def test_the_seed_spread_is_shown_and_flagged_when_it_is_for_other_settings(tmp_path):
+    """A seed study's record beside the model: its spread when it was measured for the
+    model shown (same training key), flagged when for other code or other settings."""
+    fake_results(tmp_path, {"imdb": "canonical", "boston_housing": "canonical"})
+    params = compose(project_params())
+    config = json.loads(json.dumps(project_params()["models"]["boston_housing_dense"]))
+    write(tmp_path / "models/imdb_dense/training_key.json", {"key": "abc"})
+    write(tmp_path / "models/boston_housing_dense/training_key.json", {"key": "new"})
+    write(tmp_path / "models/boston_housing_book/training_key.json", {"key": "new"})
+    study = {"metric": "test_mae", "seeds": [42, 43, 44, 45, 46], "mean": 2.496, "sd": 0.058,
+             "min": 2.43, "max": 2.58}
+    write(tmp_path / "results/imdb/imdb_dense/seeds.json",
+          {**study, "metric": "test_accuracy", "mean": 0.87, "sd": 0.004, "min": 0.865,
+           "max": 0.875, "training_key": "abc"})
+    write(tmp_path / "results/boston_housing/boston_housing_dense/seeds.json",
+          {**study, "training_key": "old", "config": config})
+    write(tmp_path / "results/boston_housing/boston_housing_book/seeds.json",
+          {**study, "training_key": "old", "config": {**config, "epochs": 1}})
+    report(params, tmp_path / "results", tmp_path / "models", tmp_path / "reports")
+
+    md = (tmp_path / "reports" / "report.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines()
+            if line.startswith("| ")}
+    assert "| ± 0.0040 (5 seeds: 0.8700, 0.8650-0.8750) |" in rows["imdb_dense"]
+    assert "± 0.0580 (5 seeds: 2.4960, 2.4300-2.5800) measured with earlier code" \
+        in rows["boston_housing_dense"]
+    assert "measured for other settings" in rows["boston_housing_book"]
+    assert "pipeline.seed_study" in md.split("## ")[0]  # how to measure one
+    page = (tmp_path / "reports" / "report.html").read_text()
+    assert "± 0.0040 (5 seeds: 0.8700, 0.8650-0.8750)" in page

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers.net import free_port
-from helpers.params import mirrored_params
+from helpers.params import keep_only, mirrored_params
 from helpers.paths import ROOT
 from helpers.project import GIT_USER, make_project, repro
 from hydra import compose, initialize_config_dir
@@ -100,8 +100,8 @@ def project(tmp_path_factory):
     """A DVC project on tiny data, prepared by `dvc repro` (data from a local mirror)."""
     root = tmp_path_factory.mktemp("sweeps")
     params = mirrored_params(root)
-    params["datasets"] = {"fashion_mnist": params["datasets"]["fashion_mnist"]}
-    params["models"] = {MODEL: {**params["models"][MODEL], "epochs": 3}}
+    keep_only(params, ["fashion_mnist"], [MODEL])
+    params["models"][MODEL]["epochs"] = 3
     path, env = make_project(root, params)
     repro(path, env, "prepare@fashion_mnist")
     return path, env

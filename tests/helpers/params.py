@@ -58,11 +58,22 @@ def pipeline_params(root: Path) -> dict[str, Any]:
     """The project's params for imdb and boston_housing, tiny data from a local mirror."""
     params = mirrored_params(root)
     keep = {"imdb": "imdb_dense", "boston_housing": "boston_housing_dense"}
-    params["datasets"] = {k: v for k, v in params["datasets"].items() if k in keep}
-    params["models"] = {m: params["models"][m] for m in keep.values()}
+    keep_only(params, keep, keep.values())
     params["models"]["imdb_dense"]["epochs"] = 3
     params["models"]["boston_housing_dense"].update(epochs=3, kfold={"folds": 2, "epochs": 2})
     params["baseline"].update(cv_folds=2, n_jobs=1)
+    return params
+
+
+def keep_only(params: dict[str, Any], datasets, models) -> dict[str, Any]:
+    """Narrow params to these datasets and models; the books' published figures then name
+    only the models kept (check refuses a figure set against a model that isn't there)."""
+    params["datasets"] = {k: v for k, v in params["datasets"].items() if k in datasets}
+    params["models"] = {m: params["models"][m] for m in models}
+    for ds in params["datasets"].values():
+        published = [{**p, "models": [m for m in p["models"] if m in {"baseline", *models}]}
+                     for p in ds["published"]]
+        ds["published"] = [p for p in published if p["models"]]
     return params
 
 
