@@ -63,11 +63,14 @@ def sweep(argv: list[str], params: Path) -> None:
 
     from pipeline import sweep_record
     from pipeline.sweep_plan import check_sweep
+    from pipeline.sweep_workers import Warmup
 
     register_params(params)
     arguments = overrides_of(argv)
+    workers = Warmup()  # parallel workers import TensorFlow while the checks run
     if arguments is not None:
-        check_sweep(arguments)
+        check_sweep(arguments, on_launcher=workers.start)
+    workers.join()
     sys.argv = [sys.argv[0], *argv]
     try:
         hydra.main(version_base="1.3", config_path=str(CONF), config_name="sweep")(trial)()

@@ -11,6 +11,7 @@ Keras' included (pipeline/preflight.py). Errors are ConfigErrors that name the o
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,8 +200,11 @@ def _compose(arguments: list[str]) -> DictConfig:
                           "params.yaml (the keys `dvc exp run -S` takes) and conf/") from None
 
 
-def check_sweep(arguments: list[str], data_dir: Path = layout.DATA) -> tuple[Plan, int]:
+def check_sweep(arguments: list[str], data_dir: Path = layout.DATA,
+                on_launcher: Callable[[DictConfig], None] | None = None) -> tuple[Plan, int]:
     """Check the whole sweep before it starts; returns (plan, number of trials).
+    `on_launcher(config)` runs as soon as the launcher is checked, before the slow checks
+    (each candidate model built by Keras): parallel workers start there.
 
     Must run after `sweep.register_params` (the params.yaml node Hydra composes from)."""
     from hydra import initialize_config_dir
@@ -229,6 +233,8 @@ def check_sweep(arguments: list[str], data_dir: Path = layout.DATA) -> tuple[Pla
         plan = make_plan(base.sweep, base_params, [o.key_or_group for o in swept])
         total = count_trials(base, swept)
         check_launcher(base)
+        if on_launcher is not None:
+            on_launcher(base)
         manifest = layout.manifest_or_none(layout.prepared_dir(data_dir, plan.dataset))
         if manifest is None:
             raise ConfigError(f"sweep: {plan.dataset} is not prepared. Fix: run `dvc repro "

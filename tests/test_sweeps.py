@@ -246,6 +246,11 @@ def test_optuna_sweep_on_joblib_resumes_after_being_killed(project):
         assert again["reused"] and again["overrides"] == trial["overrides"]
         assert again["value"] == trial["value"]
     assert "reused" not in output.split("trial 2/3: ")[1].splitlines()[0]
+    # The workers imported TensorFlow while the sweep was checked, and ran the trial.
+    ready = re.search(r"sweep: 2 workers ready \(pids (\d+), (\d+)\)", output)
+    assert ready, output
+    third = json.loads((path / "sweeps/optuna/2/trial.json").read_text())
+    assert third["pid"] in {int(ready[1]), int(ready[2])}
     parent, children = sweep_runs(project, "JoblibLauncher")
     assert parent.data.tags["sweep.model"] == MODEL and parent.info.status == "FINISHED"
     states = sorted(c.info.status for c in children)
