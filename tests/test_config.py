@@ -18,6 +18,8 @@ from pipeline.errors import ConfigError
 from pipeline.params_file import locate
 from pipeline.schema import FORMAT_ROLES, PREPROCESS_FORMATS, RECIPE_OPTIONS
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: `pytest -m fast` (README: Tests)
+
 DATASETS = {"mnist", "fashion_mnist", "imdb", "reuters", "boston_housing"}
 
 

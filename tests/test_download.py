@@ -30,6 +30,8 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.layout import IDENTICAL, SOURCE_FILE, SYNTHETIC, UNVERIFIED, read_source
 from pipeline.sources import probe
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: `pytest -m fast` (README: Tests)
+
 FASHION = [
     "train-labels-idx1-ubyte.gz",
     "train-images-idx3-ubyte.gz",

@@ -19,6 +19,8 @@ from pipeline.features import (
 )
 from pipeline.formats import Sequences
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: `pytest -m fast` (README: Tests)
+
 
 def dataset(name: str):
     return compose(project_params()).datasets[name]

@@ -14,6 +14,8 @@ from helpers.paths import ROOT
 
 from pipeline import files
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: `pytest -m fast` (README: Tests)
+
 
 def dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])

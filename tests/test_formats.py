@@ -19,6 +19,8 @@ from pipeline.config import compose
 from pipeline.errors import DataError
 from pipeline.formats import Sequences, load_upstream
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: `pytest -m fast` (README: Tests)
+
 keras = pytest.importorskip("keras")
 
 

@@ -10,6 +10,8 @@ import pytest
 from pipeline import metrics
 from pipeline.errors import ConfigError
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: `pytest -m fast` (README: Tests)
+
 
 def keras_directions() -> dict[str, bool]:
     """{metric name: higher is better} for every Keras metric class that declares it."""

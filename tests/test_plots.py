@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: `pytest -m fast` (README: Tests)
+
 matplotlib = pytest.importorskip("matplotlib")
 
 

@@ -17,6 +17,8 @@ from pipeline.errors import DataError
 from pipeline.features import CheckFailed
 from pipeline.prepare import prepare
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: `pytest -m fast` (README: Tests)
+
 
 @pytest.fixture
 def downloaded(file_server, upstream_files, tmp_path, monkeypatch):

@@ -15,6 +15,8 @@ keras = pytest.importorskip("keras")
 
 from pipeline.progress import EpochProgress, postfix_of  # noqa: E402
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: `pytest -m fast` (README: Tests)
+
 
 def read_terminal(master: int) -> str:
     """Everything written to the terminal so far (the pty's other end)."""

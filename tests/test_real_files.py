@@ -23,6 +23,8 @@ from pipeline.config import compose
 from pipeline.files import file_hash
 from pipeline.formats import load_upstream
 
+pytestmark = pytest.mark.fast  # the inner-loop tier: `pytest -m fast` (README: Tests)
+
 
 def pinned(dataset: str, file: str) -> str:
     files = project_params()["datasets"][dataset]["source"]["files"]

@@ -7,10 +7,13 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from helpers.params import project_params
 
 from pipeline.config import compose
 from pipeline.report import report
+
+pytestmark = pytest.mark.fast  # the inner-loop tier: `pytest -m fast` (README: Tests)
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                     "1f15c4890000000d49444154789c6360000002000100a5f67d6a0000000049454e44ae426082")
