@@ -28,7 +28,7 @@ def workers_wanted(config: DictConfig) -> int:
     if not target.startswith(JOBLIB):
         return 0
     jobs = int(OmegaConf.select(config, "hydra.launcher.n_jobs", default=1) or 1)
-    return os.cpu_count() or 1 if jobs == -1 else jobs
+    return (os.cpu_count() or 1) if jobs == -1 else jobs
 
 
 def warm_worker() -> int:

@@ -435,3 +435,21 @@ def test_promote_writes_values_in_place_and_refuses_what_it_cannot():
                        "+     early_stopping: null"], changed
     with pytest.raises(ConfigError, match=r"momentum is not in params\.yaml.*by hand"):
         apply_overrides(text, [f"++models.{MODEL}.optimizer.momentum=0.1"])
+
+
+def test_only_a_parallel_joblib_sweep_starts_workers_early():
+    """The workers are started (and import TensorFlow) during the checks only for joblib
+    with 2 or more of them; the basic and Ray launchers start nothing here."""
+    from omegaconf import OmegaConf
+
+    from pipeline.sweep_workers import JOBLIB, workers_wanted
+
+    def launcher(target: str, jobs=None):
+        return OmegaConf.create({"hydra": {"launcher": {"_target_": target, "n_jobs": jobs}}})
+
+    assert workers_wanted(launcher("hydra._internal.core_plugins.basic_launcher.X")) == 0
+    assert workers_wanted(launcher("hydra_plugins.hydra_ray_launcher.ray_launcher.X", 2)) == 0
+    assert workers_wanted(launcher(f"{JOBLIB}.joblib_launcher.JoblibLauncher", 2)) == 2
+    assert workers_wanted(launcher(f"{JOBLIB}.joblib_launcher.JoblibLauncher", 7)) == 7
+    assert workers_wanted(launcher(f"{JOBLIB}.joblib_launcher.JoblibLauncher", -1)) == \
+        (os.cpu_count() or 1)
