@@ -47,12 +47,16 @@ def build(test_dir: Path, out_dir: Path) -> Path:
 
 def apply(params: dict[str, Any], test_dir: Path, out_dir: Path) -> str:
     """Point the workspace's mnist entry at the joined file: a mirror holding it, its hash,
-    no fallback (the run must fail rather than quietly train on something else)."""
+    no fallback (the run must fail rather than quietly train on something else), and a
+    download cache of the benchmark's own unless --cache-dir names one: the joined file
+    must not land in the user's cache under the canonical file's name."""
     path = build(test_dir, out_dir)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     source = params["datasets"][DATASET]["source"]
     (spec,) = [f for f in source["files"] if f["name"] == "mnist.npz"]
     spec["hash"] = f"sha256:{digest}"
     source["fallback"] = None
+    if params["download"]["cache_dir"] is None:
+        params["download"]["cache_dir"] = str(out_dir / "cache")
     params["download"]["mirrors"] = [str(out_dir)] + params["download"]["mirrors"]
     return f"{LABEL} (sha256 {digest[:12]}…)"

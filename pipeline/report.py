@@ -127,6 +127,12 @@ SEEDS_NOTE = ("Each figure is one run with params.yaml's seed. The seed spread i
               "larger than a difference means the difference may be luck.")
 
 
+def published_line(published: list[dict]) -> str:
+    """'dense 16-16-1 (DLwP ch. 3): test accuracy ~0.88; ...'"""
+    return "; ".join(f"{p['what']}: {p['metric'].replace('_', ' ')} {p['value']}"
+                     for p in published)
+
+
 def to_markdown(sections: list[dict], out_dir: Path) -> str:
     out = ["# Results", ""]
     for (title, text), lines in ((NOT_REAL, banner_lines(sections)),
@@ -139,8 +145,7 @@ def to_markdown(sections: list[dict], out_dir: Path) -> str:
         out += markdown_table([h.format(m=s["metric"]) for _, h in COLUMNS],
                               ([_fmt(r[k]) for k, _ in COLUMNS] for r in s["rows"]))
         if s["published"]:
-            out += ["", "Published (the books): " + "; ".join(
-                f"{p['what']}: {p['metric']} {p['value']}" for p in s["published"])]
+            out += ["", f"Published (the books): {published_line(s['published'])}"]
         out += [""] + [f"![{p.stem}]({Path(os.path.relpath(p, out_dir)).as_posix()})"
                        for p in s["plots"]]
         out.append("")
@@ -189,8 +194,7 @@ def to_html(sections: list[dict]) -> str:
         "dataset": s["dataset"], "task": s["task"], "label": data_label(s["source"]),
         "heads": [h.format(m=s["metric"]) for _, h in COLUMNS],
         "rows": [[_fmt(r[k]) for k, _ in COLUMNS] for r in s["rows"]],
-        "published": "; ".join(f"{p['what']}: {p['metric']} {p['value']}"
-                               for p in s["published"]),
+        "published": published_line(s["published"]),
         "plots": [{"name": p.stem, "data": base64.b64encode(p.read_bytes()).decode()}
                   for p in s["plots"]],
     } for s in sections]

@@ -115,6 +115,7 @@ def fetch_file(
             return Fetched(spec.name, cached, spec.hash, origin["kind"], origin["location"])
         log.warning("%s: cached %s fails its checksum; fetching it again", dataset, cached)
         cached.unlink()
+        origin_note.unlink(missing_ok=True)
 
     attempts = [("mirror", mirror_location(m, dataset, spec.name)) for m in download_cfg.mirrors]
     attempts.append(("canonical", spec.url))
@@ -256,16 +257,23 @@ def _answers(url: str, timeout: float) -> bool:
 def real_data_reachable(name: str, ds: Mapping, download_cfg: Mapping) -> bool:
     """Can the first source file be had from the cache, a mirror, or its canonical URL?
     One HEAD request per URL (or a file lookup), at most 5 s each: this runs every time.
-    Takes validated params or their plain dict (the `check` stage's fast path)."""
+    A local copy (cache, mirror folder) counts only if it matches the pinned hash: another
+    file of that name (another project's, a benchmark's) would rerun the download for
+    nothing. Takes validated params or their plain dict (the `check` stage's fast path)."""
     first = ds["source"]["files"][0]
-    if (cache_root(download_cfg) / name / first["name"]).is_file():
+
+    def pinned(path: Path) -> bool:
+        return path.is_file() and file_hash(path, first["hash"].partition(":")[0]) == \
+            first["hash"]
+
+    if pinned(cache_root(download_cfg) / name / first["name"]):
         return True
     timeout = min(float(download_cfg["timeout"]), 5.0)
     candidates = [mirror_location(m, name, first["name"]) for m in download_cfg["mirrors"]]
     for location in [*candidates, first["url"]]:
         if is_url(location) and _answers(location, timeout):
             return True
-        if not is_url(location) and Path(location).expanduser().is_file():
+        if not is_url(location) and pinned(Path(location).expanduser()):
             return True
     return False
 

@@ -59,8 +59,8 @@ class Warmup:
 
         # The launcher's own Parallel arguments: loky reuses an executor only for the same
         # ones (hydra_joblib_launcher's _core.launch: backend loky, numbers as ints).
-        options = {k: v for k, v in OmegaConf.to_container(config.hydra.launcher, resolve=True).items()
-                   if k != "_target_"}
+        launcher = OmegaConf.to_container(config.hydra.launcher, resolve=True)
+        options = {k: v for k, v in launcher.items() if k != "_target_"}
         options["backend"] = "loky"
         for key in ("pre_dispatch", "batch_size", "max_nbytes"):
             with contextlib.suppress(TypeError, ValueError):

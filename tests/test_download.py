@@ -557,6 +557,28 @@ def test_network_comes_back(file_server, upstream_files, tmp_path):
     assert probe(compose(online), data)[name] is False  # real data now: nothing to switch
 
 
+def test_a_local_file_of_that_name_but_another_hash_is_no_real_source(upstream_files,
+                                                                     tmp_path):
+    """The probe counts a cached or mirrored copy only if it is the pinned file: a file of
+    the same name with other bytes (another project's, a benchmark's) would switch the
+    stand-in to "real" and rerun the download for nothing, on every `dvc repro`."""
+    name = "fashion_mnist"
+    data = tmp_path / "data"
+    offline = tiny_params(closed_port_url(), upstream_files, tmp_path / "cache", retries=0)
+    download(name, compose(offline), data / name / "raw")
+    first = offline["datasets"][name]["source"]["files"][0]["name"]
+    cached = tmp_path / "cache" / name / first
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"not the pinned file")
+    mirror = tmp_path / "mirror"
+    (mirror / name).mkdir(parents=True)
+    (mirror / name / first).write_bytes(b"not the pinned file either")
+    offline["download"]["mirrors"] = [str(mirror)]
+    assert probe(compose(offline), data)[name] is False
+    cached.write_bytes(upstream_files[name][first])  # the pinned bytes: real, reachable
+    assert probe(compose(offline), data)[name] is True
+
+
 # --- 8. atomicity -------------------------------------------------------------------
 
 
