@@ -113,3 +113,22 @@ def test_git_and_dvc_ignore_temp_files(tmp_path, name):
 
     spec = GitIgnoreSpec.from_lines((ROOT / ".dvcignore").read_text().splitlines())
     assert spec.match_file(name), f".dvcignore misses {name}"
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_a_stage_watches_the_process_that_started_it_through_any_shell(shell):
+    """DVC runs a stage as `$SHELL -c <cmd>` with DVC_STAGE set for that command only:
+    dash forks (the stage's parent is the shell), bash execs (its parent is DVC). Either
+    way the stage watches the nearest ancestor without DVC_STAGE: here, this test."""
+    if not Path(shell).exists():
+        pytest.skip(f"{shell} is not installed")
+    code = ("from pipeline.console import _starter; import os; "
+            "print(_starter('DVC_STAGE'), _starter(None), os.getppid())")
+    result = subprocess.run([shell, "-c", f"{sys.executable} -c \"{code}\"; true"],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT,
+                            env={**os.environ, "DVC_STAGE": "train@x"})
+    assert result.returncode == 0, result.stderr
+    starter, direct, parent = map(int, result.stdout.split())
+    assert starter == os.getpid()
+    assert direct == parent  # without `beyond`: the direct parent, whatever it is
+    assert parent != os.getpid()  # `; true` keeps the shell between: a real shell level
