@@ -1,5 +1,9 @@
 """Stage `report`: every dataset's baseline and Keras models side by side, next to the books.
 
+Each figure comes with its seed spread, when a seed study measured it
+(results/<dataset>/<model>/seeds.json, pipeline/seed_study.py; flagged when measured for
+other settings or code), and its gap to the books' published figure (pipeline/yardstick.py).
+
 Writes reports/report.md and a self-contained reports/report.html (plots embedded),
 from the DVC metrics of the baseline/evaluate stages, the training summaries and
 each dataset's data card (results/<dataset>/data.json, written by `prepare`). Each
