@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import cli, layout, metrics
 from pipeline.config import dataset_config, load_params, model_config
 from pipeline.files import write_json
-from pipeline.rules import check_seed
+from pipeline.rules import MAX_SEED
 
 log = logging.getLogger("pipeline.seed_study")
 DEFAULT_SEEDS = 5  # the benchmark's paired seeds too: enough for a useful sd, 5x the time
@@ -118,6 +118,18 @@ def study(name: str, params: DictConfig, data_dir: Path, results_dir: Path,
     return record
 
 
+def seed_arg(text: str) -> int:
+    """--first-seed: a seed numpy takes, refused at parse time (a command-line mistake, not
+    a params.yaml one)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a seed from 0 to {MAX_SEED}, e.g. 42")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = cli.command("pipeline.seed_study", "Train one model over N seeds on the prepared "
                          "data; log its test figure's mean ± sd to MLflow and "
@@ -125,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
                          "model", folders=("data", "results"))
     parser.add_argument("--seeds", type=cli.count, default=DEFAULT_SEEDS,
                         help=f"how many seeds (default {DEFAULT_SEEDS})")
-    parser.add_argument("--first-seed", type=int, default=None,
+    parser.add_argument("--first-seed", type=seed_arg, default=None,
                         help="the first seed (default: params.yaml's seed, so the first "
                              "run is the one `dvc repro` made)")
 
@@ -133,9 +145,9 @@ def main(argv: list[str] | None = None) -> None:
         params = load_params(args.params)
         model_config(params, args.model)  # an unknown name fails before it becomes a path
         first = params.seed if args.first_seed is None else args.first_seed
-        check_seed("--first-seed", first)
-        check_seed(f"--first-seed + --seeds - 1 ({first} + {args.seeds} - 1)",
-                   first + args.seeds - 1)
+        if first + args.seeds - 1 > MAX_SEED:  # a command-line mistake, not params.yaml's
+            parser.error(f"--first-seed {first} with --seeds {args.seeds} passes the largest "
+                         f"seed, {MAX_SEED}; use a smaller --first-seed")
         study(args.model, params, args.data_dir, args.results_dir,
               list(range(first, first + args.seeds)))
 

@@ -438,3 +438,16 @@ def test_an_unexpected_error_is_one_line_and_the_switch_shows_the_traceback(tmp_
 def test_every_command_has_help(stage):
     result = run(f"pipeline.{stage}", "--help")
     assert result.returncode == 0 and "usage:" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--seeds", "0"], "--seeds: '0' is not a whole number >= 1, e.g. 5"),
+    (["--first-seed", "-1"], "--first-seed: '-1' is not a seed from 0 to 4294967295, e.g. 42"),
+    (["--first-seed", "4294967295", "--seeds", "2"], "passes the largest seed, 4294967295; "
+                                                      "use a smaller --first-seed"),
+])
+def test_a_seed_study_refuses_bad_seeds_on_its_command_line(args, says):
+    """Command-line mistakes are the command line's (argparse's usage), not params.yaml's."""
+    result = run("pipeline.seed_study", "imdb_dense", *args)
+    assert result.returncode == 2 and says in result.stderr, result.stderr
+    assert "params.yaml" not in result.stderr
