@@ -182,6 +182,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--change", default=None,
                         help="the param the rerun row toggles (default "
                              "datasets.imdb.load.num_words, else the first model's epochs)")
+    parser.add_argument("--edit-model", default=None,
+                        help="the model whose learning rate the edit row changes (default: "
+                             "imdb_dense, else the first model with a books' script)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="cap every model's epochs (quick runs; figures then differ "
                              "from the books')")

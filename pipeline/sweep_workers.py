@@ -6,7 +6,8 @@ when Hydra launches, that start-up follows the parent's own checks (which build 
 candidate model, so the parent pays the same imports). Started here, as soon as the
 launcher is known, it runs alongside them. loky's executor is reusable: the launcher's
 `Parallel(n_jobs, backend="loky")` takes these warmed workers (same pids, tested), and
-each then pays per trial only what differs between trials.
+each then pays per trial only what differs between trials, for the whole sweep (see
+`keep_worker`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,24 @@ def warm_worker() -> int:
     import pipeline.training
     import pipeline.trials  # noqa: F401
 
+    keep_worker()
     return os.getpid()
+
+
+def keep_worker() -> None:
+    """Turn off loky's leak guard in this worker, so it keeps its imports for every trial.
+
+    With psutil installed, a loky worker measures its memory after its first task (here
+    this warm-up) and exits once it has grown 300 MB past that; loky then starts a new
+    worker, which imports TensorFlow again. A trial's TensorFlow runtime, data and model
+    always grow past the warm-up's size, so the guard replaced both warmed workers in the
+    middle of a 12-trial sweep (measured: new pids from trial 6 on, ~10 s with no trial
+    running). It guards nothing here: each trial starts by clearing Keras' state
+    (pipeline/trials.py). loky has no public switch; this module flag is what its worker
+    loop reads after every task."""
+    from joblib.externals.loky import process_executor
+
+    process_executor._USE_PSUTIL = False
 
 
 class Warmup:

@@ -51,6 +51,15 @@ def prepare_tensorflow(options: DictConfig) -> None:
         pass
 
 
+def fresh_keras() -> None:
+    """A worker (or the basic launcher's one process) runs trial after trial: each starts
+    from Keras' empty state, as `dvc repro`'s own process does, and the last trial's
+    model and graph are freed instead of piling up for the rest of the sweep."""
+    import keras
+
+    keras.backend.clear_session(free_memory=True)
+
+
 def objective_value(plan: Plan, history: dict, summary: dict) -> float:
     value = metrics.figure(plan.objective, history, summary)
     if value is None:
@@ -90,6 +99,7 @@ def run_trial(cfg: DictConfig) -> float:
     out_dir = Path(hydra_cfg.runtime.output_dir)
 
     prepare_tensorflow(cfg.sweep)
+    fresh_keras()  # after the thread settings: it may start TensorFlow's runtime
     prepared = layout.prepared_dir(root / layout.DATA, plan.dataset)
     manifest = layout.read_manifest(prepared)
     key = training_key(params, plan.model, manifest, "pipeline.trials")

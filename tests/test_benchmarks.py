@@ -20,7 +20,7 @@ from helpers.params import tiny_params
 from helpers.paths import ROOT
 
 
-@pytest.mark.slow  # ~4 min: a real dvc repro, the books' scripts and 2 sweeps, tiny data
+@pytest.mark.slow  # ~5 min: a real dvc repro, the books' scripts, 2 sweeps, edits, tiny data
 def test_suite_runs_on_a_tiny_config(file_server, upstream_files, tmp_path):
     serve_all(file_server, upstream_files)
     params = tiny_params(file_server.base_url, upstream_files, tmp_path / "cache")
@@ -53,6 +53,7 @@ def test_suite_runs_on_a_tiny_config(file_server, upstream_files, tmp_path):
     measures = " ".join(row["measure"] for row in data["rows"])
     assert "mnist_dense" in measures and "SGD baseline" in measures
     assert "no-op `dvc repro`" in measures and "rerun after" in measures
+    assert "edit one model" in measures and "bare 2-stage DVC project" in measures
 
     (table,) = out.glob("*.md")
     text = table.read_text()

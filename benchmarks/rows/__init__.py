@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from benchmarks.rows import (
     accuracy,
+    edit_model,
     imdb_bytes,
     memory,
     noop,
@@ -29,7 +30,9 @@ Builder = Callable[["Suite"], list["Row"]]
 
 ROWS: dict[str, tuple[Builder, ...]] = {
     "accuracy": (accuracy.build,),
-    "time": (timing.build, noop.build, param_change.build),
+    "time": (timing.build, param_change.build),
+    "noop": (noop.build,),
+    "edit": (edit_model.build,),
     "memory": (memory.build, imdb_bytes.build),
     "throughput": (throughput.build,),
     "sweeps": (sweeps.build,),
