@@ -1,4 +1,4 @@
-"""A fresh copy of this project to run in: its code, Hydra configs, `dvc.yaml` and ignore
+"""A fresh copy of this project to run in: its code, Hydra configs, pipeline files and ignore
 files, a `params.yaml` of your own, and its own git repository and DVC cache.
 
 The tests build tiny projects with it and the benchmark suite its workspace, so both run
@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("pipeline", "conf", "dvc.yaml", ".gitignore", ".dvcignore")
+COPIED = ("pipeline", "conf", "dvc.yaml", "check/dvc.yaml", ".gitignore", ".dvcignore")
 
 
 def write_params(project: Path, params: dict) -> None:
@@ -40,6 +40,7 @@ def scaffold(project: Path, params: dict, env: dict[str, str] | None = None,
         if source.is_dir():
             shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (project / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, project / name)
     write_params(project, params)
     commands = [["git", "init", "-q"], ["dvc", "init", "-q"]]

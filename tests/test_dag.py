@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers.paths import ROOT
+from helpers.paths import ROOT, dvc_stages, locked_stages
 
 from pipeline import lineage
 
-DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+DVC_YAML = dvc_stages()
 
 
 def stage_module(stage: dict) -> str:
@@ -50,13 +50,13 @@ def test_the_import_closure_follows_function_level_imports(tmp_path, monkeypatch
 
 
 def lock_entries(lock: dict) -> list[tuple[str, dict]]:
-    return [(stage, dep) for stage, body in lock["stages"].items() for dep in body.get("deps", [])]
+    return [(stage, dep) for stage, body in lock.items() for dep in body.get("deps", [])]
 
 
 def test_the_committed_lock_matches_the_committed_code():
     """dvc.lock records each code dependency's md5: it must be the file's, or `dvc repro`
     results committed beside it came from other code."""
-    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
+    lock = locked_stages()
     stale = []
     for stage, dep in lock_entries(lock):
         path = ROOT / dep["path"]
@@ -67,16 +67,15 @@ def test_the_committed_lock_matches_the_committed_code():
     expanded = {f"{name}@{key}" if "foreach" in body else name
                 for name, body in DVC_YAML.items()
                 for key in (_foreach_keys(body) if "foreach" in body else [None])}
-    assert set(lock["stages"]) == expanded
+    assert set(lock) == expanded
 
 
 def test_the_committed_lock_holds_the_committed_params():
     from omegaconf import OmegaConf
 
     params = OmegaConf.to_container(OmegaConf.load(ROOT / "params.yaml"))
-    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
     stale = []
-    for stage, body in lock["stages"].items():
+    for stage, body in locked_stages().items():
         for key, value in body.get("params", {}).get("params.yaml", {}).items():
             current = OmegaConf.select(OmegaConf.create(params), key)
             if OmegaConf.is_config(current):
@@ -133,7 +132,7 @@ def _declared(path: str, paths: list[str]) -> bool:
 def test_stages_read_only_what_they_declare(built_project):
     """Every file a stage opened during the shared project's `dvc repro` (recorded by an audit
     hook, tests/helpers/audit) is a dep, an out, a code dep, or a documented exception."""
-    lock = yaml.safe_load((built_project.path / "dvc.lock").read_text())["stages"]
+    lock = locked_stages(built_project.path)
     logs = sorted(built_project.audit.glob("*.txt"))
     assert {log.name.rsplit(".", 2)[0] for log in logs} >= set(lock), "every stage was audited"
     problems = []

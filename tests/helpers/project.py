@@ -60,7 +60,8 @@ def repro(project: Path, env: dict[str, str], *targets: str) -> tuple[str, float
 
 
 def ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
+    """The stages `dvc repro` ran, by name ('check/dvc.yaml:check' is 'check')."""
+    return {name.rsplit(":", 1)[-1] for name in re.findall(r"Running stage '([^']+)'", output)}
 
 
 def copy_project(project: Path, dest: Path) -> Path:
