@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("pipeline.sweep")
 JOBLIB = "hydra_plugins.hydra_joblib_launcher"
+LEAK_GUARD = "_USE_PSUTIL"  # loky's worker loop checks its memory after each task if true
 
 
 def workers_wanted(config: DictConfig) -> int:
@@ -60,7 +61,8 @@ def keep_worker() -> None:
     loop reads after every task."""
     from joblib.externals.loky import process_executor
 
-    process_executor._USE_PSUTIL = False
+    if hasattr(process_executor, LEAK_GUARD):  # a loky without it: nothing to turn off
+        setattr(process_executor, LEAK_GUARD, False)
 
 
 class Warmup:

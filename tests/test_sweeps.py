@@ -453,3 +453,23 @@ def test_only_a_parallel_joblib_sweep_starts_workers_early():
     assert workers_wanted(launcher(f"{JOBLIB}.joblib_launcher.JoblibLauncher", 7)) == 7
     assert workers_wanted(launcher(f"{JOBLIB}.joblib_launcher.JoblibLauncher", -1)) == \
         (os.cpu_count() or 1)
+
+
+def test_warmed_workers_turn_off_lokys_leak_guard():
+    """A warmed worker keeps its imports for the whole sweep: keep_worker turns off the flag
+    loky's worker loop reads after every task. A joblib upgrade that renames it fails here,
+    not silently in the sweeps' speed."""
+    import inspect
+
+    from joblib.externals.loky import process_executor
+
+    from pipeline.sweep_workers import LEAK_GUARD, keep_worker
+
+    assert LEAK_GUARD in inspect.getsource(process_executor._process_worker)
+    before = getattr(process_executor, LEAK_GUARD)
+    try:
+        keep_worker()
+        assert getattr(process_executor, LEAK_GUARD) is False
+    finally:
+        setattr(process_executor, LEAK_GUARD, before)
+
