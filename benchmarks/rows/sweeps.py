@@ -10,6 +10,7 @@ import json
 import shutil
 import statistics
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from benchmarks.findings import importing, summary
@@ -62,12 +63,14 @@ def measure(suite: Suite, model: str, grid: list[str], trials: int, what: str,
     training: dict[str, list[float]] = {k: [] for k in LAUNCHERS}  # trials' train_seconds
     phases: dict[str, list[float]] = {k: [] for k in LAUNCHERS}  # first start to last end
     tf_procs: dict[str, list[int]] = {k: [] for k in LAUNCHERS}  # processes importing TF
+    lead: dict[str, list[float]] = {k: [] for k in LAUNCHERS}  # command start to 1st trial
     for r in range(suite.args.repeats):
         for launcher in (LAUNCHERS if r % 2 == 0 else LAUNCHERS[::-1]):
             say(f"sweeps: {what} of {model}, {launcher} launcher ({r + 1}/"
                 f"{suite.args.repeats}) ...")
             sweep_dir = suite.ws.path / "sweeps" / f"bench-{trials}-{r}-{launcher}"
             shutil.rmtree(sweep_dir, ignore_errors=True)
+            began = time.time()
             timed = suite.ws.run([sys.executable, "-m", "pipeline.sweep", "-m",
                                   f"launcher={launcher}", "sweep.resume=false",
                                   f"hydra.sweep.dir={sweep_dir}", *grid])
@@ -77,6 +80,7 @@ def measure(suite: Suite, model: str, grid: list[str], trials: int, what: str,
                 raise BenchError(f"sweeps: {launcher} trained {len(trained)} of {trials} trials")
             phases[launcher].append(max(t["ended"] for t in records)
                                     - min(t["started"] for t in records))
+            lead[launcher].append(min(t["started"] for t in records) - began)
             walls[launcher].append(timed.seconds)
             training[launcher].append(sum(trained))
             tf_procs[launcher].append(importing(timed.procs + timed.children, "tensorflow"))
@@ -85,7 +89,8 @@ def measure(suite: Suite, model: str, grid: list[str], trials: int, what: str,
     ratios = [j / b for j, b in zip(rates_of["joblib"], rates_of["basic"], strict=True)]
     ratio = statistics.median(ratios)
     med = {name: {k: statistics.median(v) for k, v in series.items()} for name, series in
-           (("wall", walls), ("training", training), ("phase", phases), ("tf", tf_procs))}
+           (("wall", walls), ("training", training), ("phase", phases), ("tf", tf_procs),
+            ("lead", lead))}
     fixed = {k: med["wall"][k] - med["training"][k] / (2 if k == "joblib" else 1)
              for k in LAUNCHERS}
     steady = med["phase"]["basic"] / med["phase"]["joblib"]
@@ -97,17 +102,20 @@ def measure(suite: Suite, model: str, grid: list[str], trials: int, what: str,
         ratio, min(ratios), max(ratios), f"≥ {target}x", ratio >= target,
         "" if ratio >= target else finding(med, trials, steady),
         {"walls": walls, "training": training, "trial_phases": phases, "fixed_seconds": fixed,
-         "steady_ratio": steady, "tensorflow_processes": tf_procs})
+         "steady_ratio": steady, "tensorflow_processes": tf_procs,
+         "seconds_to_first_trial": lead})
 
 
 def finding(med: dict[str, dict[str, float]], trials: int, steady: float) -> str:
     """Medians per launcher: the trial phase against the time outside it, the trials'
     summed training seconds (one at a time vs two at a time), and how many processes
     imported TensorFlow per the hook (a worker imports it again)."""
-    wall, phase, train, tf = med["wall"], med["phase"], med["training"], med["tf"]
+    wall, phase, train, tf, lead = (med[k] for k in ("wall", "phase", "training", "tf", "lead"))
     slower = train["joblib"] / train["basic"] if train["basic"] else float("nan")
     return (f"trial phase (first trial's start to last one's end) basic {phase['basic']:.0f} s, "
-            f"joblib {phase['joblib']:.0f} s ({steady:.2f}x); outside it, of the command's "
+            f"joblib {phase['joblib']:.0f} s ({steady:.2f}x); the first trial started "
+            f"{lead['basic']:.0f} s (basic) and {lead['joblib']:.0f} s (joblib) after the "
+            f"command; outside the trial phase, of the command's "
             f"wall time: basic {wall['basic'] - phase['basic']:.0f} of {wall['basic']:.0f} s, "
             f"joblib {wall['joblib'] - phase['joblib']:.0f} of {wall['joblib']:.0f} s; the "
             f"{trials} trials' train_seconds summed {train['basic']:.0f} s one at a time, "
