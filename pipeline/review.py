@@ -87,9 +87,12 @@ def labels(base: str, head: str | None) -> list[dict[str, Any]]:
     return rows
 
 
-def _plots(base: str, head: str | None, out: Path) -> list[dict[str, Any]]:
-    """Every DVC plot with whether it changed; images read in, Vega specs kept."""
+def _plots(base: str, head: str | None, out: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every DVC plot with whether it changed (images read in, Vega specs kept), and what
+    DVC could not read (a revision's outputs in neither the cache nor the remote)."""
     data = _dvc_json("plots", "diff", base, *([head] if head else []), "-o", str(out))
+    errors = [f"{e.get('name', 'plots')} at {e.get('rev', '?')}: "
+              f"{e.get('msg') or e.get('type', 'unreadable')}" for e in data.get("errors", [])]
     plots = []
     for name, renderers in sorted(data.get("data", {}).items()):
         if not renderers:  # no data on either side (a header-only CSV): nothing to draw
@@ -111,7 +114,7 @@ def _plots(base: str, head: str | None, out: Path) -> list[dict[str, Any]]:
         changed = len(images) != 2 or len(set(images.values())) != 1
         plots.append({"name": name, "kind": "image", "changed": changed, "images": [
             {"rev": rev, "data": base64.b64encode(raw).decode()} for rev, raw in images.items()]})
-    return plots
+    return plots, errors
 
 
 def collect(base: str, head: str | None) -> dict[str, Any]:
@@ -123,7 +126,7 @@ def collect(base: str, head: str | None) -> dict[str, Any]:
     params = _dvc_json("params", "diff", *revs)
     metrics = _dvc_json("metrics", "diff", *revs)
     with tempfile.TemporaryDirectory(prefix=".review-") as tmp:
-        plots = _plots(base, head, Path(tmp))
+        plots, unread = _plots(base, head, Path(tmp))
     return {
         "base": base, "head": head or WORKSPACE, "datasets": labels(base, head),
         "params": [[f"{file}: {key}", _fmt(d.get("old")), _fmt(d.get("new"))]
@@ -132,7 +135,7 @@ def collect(base: str, head: str | None) -> dict[str, Any]:
         "metrics": [[file, key, _fmt(d.get("old")), _fmt(d.get("new")), _fmt(d.get("diff"))]
                     for file, changed in sorted(metrics.items())
                     for key, d in sorted(changed.items())],
-        "plots": plots,
+        "plots": plots, "unread": unread,
     }
 
 
@@ -143,6 +146,8 @@ def _fmt(value: Any) -> str:
         else str(value)
 
 
+FETCH = ("fetch that revision's outputs (`dvc fetch --all-branches`) or push them from the "
+         "clone that made them (`python -m pipeline.share push`)")
 PARAM_HEADS = ["param", "old", "new"]
 METRIC_HEADS = ["file", "metric", "old", "new", "change"]
 
@@ -174,6 +179,7 @@ def to_markdown(page: dict[str, Any], html: str = "reports/review.html") -> str:
     changed = [p["name"] for p in page["plots"] if p["changed"]]
     out += ["", "## Plots", ""]
     out += ([f"- changed: `{name}`" for name in changed] or ["No plot changed."])
+    out += [f"- not compared: {line}; {FETCH}" for line in page.get("unread", [])]
     out += ["", f"{len(page['plots']) - len(changed)} plots unchanged; the changed ones are "
             f"drawn in {html}, both sides.", ""]
     return "\n".join(out)
@@ -205,6 +211,8 @@ HTML = """<!doctype html>
  src="data:image/png;base64,{{ image.data }}"></td>{% endfor %}</tr></table>{% endif %}
 {% else %}<p>No plot changed.</p>
 {% endfor %}
+{% if unread %}<ul>{% for line in unread %}<li>not compared: {{ line }}; {{ fetch }}</li>
+{% endfor %}</ul>{% endif %}
 <p>{{ unchanged }} plots unchanged.</p>
 </body></html>
 """
@@ -230,7 +238,8 @@ def to_html(page: dict[str, Any]) -> str:
         title=report.NOT_REAL[0], text=report.NOT_REAL[1], banner=not_real(page),
         tables=tables, changed=[{**p, "spec": p.get("spec", "").replace("</", "<\\/")}
                                 for p in changed],
-        unchanged=len(page["plots"]) - len(changed))
+        unchanged=len(page["plots"]) - len(changed), unread=page.get("unread", []),
+        fetch=FETCH)
 
 
 def review(base: str, head: str | None, out: Path) -> str:
