@@ -145,11 +145,26 @@ def _stopped(action: str, remote: Remote, why: str) -> None:
 
 
 def _dvc_error(output: str) -> str:
-    """DVC's own error lines, as one line (its log prefixes and links dropped)."""
-    errors = [line.split("ERROR:", 1)[1] for line in output.splitlines() if "ERROR:" in line]
-    text = error_line(RuntimeError(" ".join(errors) or output[-300:]))
+    """DVC's own error, as one line: its ERROR lines and the paths it lists after one
+    ("Checkout failed for following targets:"), a few named and counted."""
+    lines = output.splitlines()
+    parts = []
+    for i, line in enumerate(lines):
+        if "ERROR:" not in line:
+            continue
+        paths = []
+        for follow in lines[i + 1:]:
+            if not follow.strip() or " " in follow.strip() or follow.startswith("<"):
+                break
+            paths.append(follow.strip())
+        text = line.split("ERROR:", 1)[1].strip()
+        if paths:
+            text = (f"{text.rstrip(':')}: {', '.join(paths[:4])}"
+                    f"{f', ... ({len(paths)} in all)' if len(paths) > 4 else ''}")
+        parts.append(text)
+    text = error_line(RuntimeError(" ".join(parts) or output[-300:]))
     text = re.sub(r"\s*Learn more at.*$", "", text)
-    return text[:300] or "no message from DVC"
+    return text[:400] or "no message from DVC"
 
 
 def _fix(action: str, remote: Remote, output: str) -> str:
