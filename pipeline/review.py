@@ -14,6 +14,7 @@ by vega-embed from its CDN, as DVC's own `dvc plots diff` page does). Not part o
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import logging
@@ -258,9 +259,12 @@ def review(base: str, head: str | None, out: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = cli.command("pipeline.review", "One page (Markdown and HTML) of what changed "
-                         "against a git revision: params, metrics, plots, data labels.",
-                         folders=(), out="reports")
+    # No --params (cli.command's): DVC reads each revision's own params.yaml.
+    parser = argparse.ArgumentParser(prog="python -m pipeline.review", description=(
+        "One page (Markdown and HTML) of what changed against a git revision: params, "
+        "metrics, plots, data labels."))
+    parser.set_defaults(params=None)
+    parser.add_argument("--out-dir", type=Path, default=None, help="default: reports")
     parser.add_argument("base", help="the git revision to compare against (e.g. main)")
     parser.add_argument("head", nargs="?", default=None,
                         help="the revision to review (default: the workspace)")

@@ -12,6 +12,7 @@ never touches the local cache or the workspace. Not part of any DVC stage.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import logging
 import os
@@ -190,7 +191,10 @@ def share(action: str, remote_name: str | None, jobs: int | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = cli.command("pipeline.share", __doc__.split("\n\n")[0], folders=())
+    # No --params (cli.command's): nothing here reads params.yaml; DVC's config says it all.
+    parser = argparse.ArgumentParser(prog="python -m pipeline.share",
+                                     description=__doc__.split("\n\n")[0])
+    parser.set_defaults(params=None)
     parser.add_argument("action", choices=("push", "pull"),
                         help="push: send to the remote; pull: fetch from it")
     parser.add_argument("--remote", "-r", default=None,

@@ -105,3 +105,15 @@ def test_share_checks_the_remote_before_dvc(tmp_path, monkeypatch):
         with pytest.raises(share.RemoteError, match=rf"needs DVC's {scheme} support, which "
                            rf"isn't installed\. Fix: `uv add \"dvc\[{share.PLUGINS[scheme]}\]=="):
             share.check_reachable(share.Remote("r", f"{scheme}://host/path"), "push")
+
+
+def test_review_refuses_a_revision_git_doesnt_know(tmp_path, monkeypatch):
+    import subprocess
+
+    from pipeline.errors import DataError
+
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)
+    with pytest.raises(DataError, match=r"^'nope' is not a git revision of this repository\. "
+                       r"Fix: name a branch, tag or commit"):
+        review.check_revision("nope")
