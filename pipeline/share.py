@@ -131,7 +131,7 @@ def transfer(action: str, remote: Remote, jobs: int | None = None) -> str:
         raise RemoteError(f"{action} {verb} {remote} failed: {_dvc_error(out + err)}. Nothing "
                           f"local was lost. Fix: {_fix(action, remote, out + err)}")
     lines = [line.strip() for line in out.splitlines() if line.strip()]
-    return lines[-1] if lines else "done"
+    return lines[-1].rstrip(".") if lines else "done"
 
 
 def _stopped(action: str, remote: Remote, why: str) -> None:
