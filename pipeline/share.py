@@ -22,6 +22,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from pipeline import cli
 from pipeline.console import interrupted
@@ -134,7 +135,7 @@ def transfer(action: str, remote: Remote, jobs: int | None = None) -> str:
     return lines[-1].rstrip(".") if lines else "done"
 
 
-def _stopped(action: str, remote: Remote, why: str) -> None:
+def _stopped(action: str, remote: Remote, why: str) -> NoReturn:
     """One line for a transfer cut off midway, then exit 130 (as console.run_stage does)."""
     kept = ("what reached the remote stays there and the local DVC cache and workspace are "
             "untouched" if action == "push" else
