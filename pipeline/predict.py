@@ -7,6 +7,11 @@
 Inputs are in the dataset's raw form, as keras.datasets.load_data() returns it;
 they go through the same preprocessing as training (chosen by the dataset's
 `preprocess.kind`, with the statistics recorded in its manifest).
+
+The model is the tracking store's champion; where the store has none of the dataset (a
+clone that fetched the models with `python -m pipeline.share pull`, their runs logged to
+another checkout's store), the model files in models/ decide by the registry's rule
+(pipeline/pulled.py), and a line says which model and where its run is.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeline import cli, layout
+from pipeline import cli, layout, pulled
 from pipeline.arrays import dense
 from pipeline.config import dataset_config, load_params
 from pipeline.errors import DataError, error_line
@@ -146,44 +151,86 @@ def _table(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     return x
 
 
-def load_model(dataset: str, run_id: str | None):
+def load_model(dataset: str, run_id: str | None, params: DictConfig | None = None,
+               models_dir: Path = layout.MODELS):
+    """The champion (or the run's model) from the tracking store; where the store doesn't
+    know it (models pulled from a DVC remote, their runs logged elsewhere), the model files
+    here (pipeline/pulled.py). Returns (model, where it came from)."""
     import re
 
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from pipeline import registry
+
     if run_id is not None and not re.fullmatch(r"[0-9a-f]{32}", run_id):
         raise DataError(f"--run {run_id!r} is not an MLflow run id (32 hex digits). Fix: copy "
                         "it from the MLflow UI or from models/<model>/run.json")
     uri = f"runs:/{run_id}/model" if run_id else f"models:/{dataset}@champion"
+    client = mlflow.MlflowClient()
     if run_id is not None:
         try:
-            trained_on = mlflow.MlflowClient().get_run(run_id).data.tags.get("dataset")
+            trained_on = client.get_run(run_id).data.tags.get("dataset")
         except MlflowException:
+            files = pulled.with_run(params, run_id, models_dir) if params is not None else None
+            if files is not None:
+                return _from_files(files, dataset, params, f"run {run_id} is not in this "
+                                   f"store ({mlflow.get_tracking_uri()}), so its model files "
+                                   "here answer")
             trained_on = dataset  # no such run: said below, by the load
         if trained_on != dataset:
             raise DataError(f"run {run_id} holds a model of {trained_on}, not of {dataset}. "
                             f"Fix: pass a run of {dataset}, or leave --run out (the champion)")
+    elif params is not None and registry.champion(client, dataset) is None:
+        files = pulled.champion(params, dataset, models_dir)
+        if files is not None:
+            return _from_files(files, dataset, params, f"the tracking store "
+                               f"{mlflow.get_tracking_uri()} has no champion of {dataset}, so "
+                               "the model files here decide, by the registry's rule")
     try:
         return mlflow.keras.load_model(uri), uri
     except Exception as err:  # no run, no model, a baseline's (scikit-learn) model, ...
         fix = ("pass the run id of a Keras model of this dataset (models/<model>/run.json)"
                if run_id else f"`dvc repro -f train@<model> evaluate@<model>` for a model of "
-               f"{dataset}: the tracking store {mlflow.get_tracking_uri()} has no champion "
-               "(it was reset, or belongs to another checkout)")
+               f"{dataset}, or `python -m pipeline.share pull` for the team's: the tracking "
+               f"store {mlflow.get_tracking_uri()} has no champion (it was reset, or belongs "
+               "to another checkout)")
         reason = error_line(err)[:120] or type(err).__name__
         raise DataError(f"no Keras model at {uri} ({reason}). Fix: {fix}") from None
 
 
+def _from_files(files: pulled.ModelFiles, dataset: str, params: DictConfig, why: str):
+    """Load a model from its files here, saying in one line which and where its run is."""
+    import keras
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    trained_on = params.models[files.name].dataset
+    if trained_on != dataset:
+        raise DataError(f"run {files.run_id} holds a model of {trained_on} ({files.name}), not "
+                        f"of {dataset}. Fix: pass a run of {dataset}, or leave --run out")
+    try:
+        here = files.run_id is not None and mlflow.MlflowClient().get_run(files.run_id)
+    except MlflowException:
+        here = False
+    run = (f"its MLflow run {files.run_id} is in this store" if here else
+           f"its MLflow run {files.run_id or '(none recorded)'} was logged to "
+           f"{files.logged_to or 'another store'}, not to this one; to share runs, log to a team "
+           "tracking server (tracking.uri: README, Sharing results with a team)")
+    log.info("predict %s: %s: %s (%s=%.4f); %s", dataset, why, files.path, files.metric,
+             files.value, run)
+    return keras.models.load_model(files.path), str(files.path)
+
+
 def predict(dataset: str, inputs: Path, params: DictConfig, run_id: str | None,
-            data_dir: Path) -> list[str]:
+            data_dir: Path, models_dir: Path = layout.MODELS) -> list[str]:
     from pipeline import tracking
 
     ds = dataset_config(params, dataset)
     manifest = layout.read_manifest(layout.prepared_dir(data_dir, dataset))
     x = read_inputs(inputs, ds, manifest)
     tracking.connect(params)
-    model, uri = load_model(dataset, run_id)
+    model, uri = load_model(dataset, run_id, params, models_dir)
     takes = tuple(model.input_shape[1:])
     if takes != tuple(x.shape[1:]):
         raise DataError(f"the model at {uri} takes inputs of shape {list(takes)}, but "
@@ -211,12 +258,12 @@ def predict(dataset: str, inputs: Path, params: DictConfig, run_id: str | None,
 
 def main(argv: list[str] | None = None) -> None:
     parser = cli.command("pipeline.predict", __doc__.split("\n\n")[0] + " Inputs: " + "; ".join(
-        f"{k}: {v}" for k, v in EXPECTED.items()), "dataset")
+        f"{k}: {v}" for k, v in EXPECTED.items()), "dataset", ("data", "models"))
     parser.add_argument("inputs", type=Path, help="a file of raw inputs (see above)")
     parser.add_argument("--run", default=None, help="an MLflow run id instead of the champion")
     cli.run(parser, argv, lambda args: predict(args.dataset, args.inputs,
                                                load_params(args.params), args.run,
-                                               args.data_dir))
+                                               args.data_dir, args.models_dir))
 
 
 if __name__ == "__main__":
