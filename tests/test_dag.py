@@ -106,7 +106,9 @@ EXCEPTIONS = {
     # `check` runs first and always: it reads the state of the workspace (which datasets
     # are on stand-ins, the facts of the data as last prepared). Those are outputs of later
     # stages: DVC can't list them here (a cycle), and needn't (the stage always runs).
-    "check": re.compile(r"data/[^/]+/(raw(/.*)?|prepared/manifest\.json)"),
+    # And its own memo of the last settings that passed (data/check.json): not an output,
+    # so its machine-dependent hash stays out of the committed lock.
+    "check": re.compile(r"data/check\.json|data/[^/]+/(raw(/.*)?|prepared/manifest\.json)"),
     # `train` keeps a trained model whose logging failed in models/.pending/<model>, keyed
     # by everything that decides it (pipeline/train.py): a retry store, like DVC's run-cache.
     "train": re.compile(r"models/\.pending(/.*)?"),

@@ -90,6 +90,7 @@ def test_a_pushes_b_pulls_reruns_nothing_predicts_and_reviews(clone_a, tmp_path)
     output = dvc(b, env, "repro").stdout
     repro_done = time.perf_counter()
     assert ran(output) == {"check"}, output  # trains nothing: the check always runs
+    assert git(b, env, "status", "--porcelain") == "", "after `dvc repro`, B is its commit"
     reviews = tmp_path / "reviews.json"
     reviews.write_text("[[1, 14, 22, 16, 43], [1, 5, 9]]")
     predicted = command(b, env, "pipeline.predict", "imdb", str(reviews))
