@@ -232,10 +232,14 @@ def test_a_keras_run_shows_its_model_datasets_curves_and_figures(store):
             # its charts: one point per epoch, and the folds' mean validation curve
             page.goto(f"{base}/model-metrics", wait_until="load")
             page.get_by_text("kfold_curve_val_mae", exact=True).first.wait_for()
-            page.wait_for_timeout(1500)  # plotly draws after the names appear
-            points = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
-                .flatMap(p => (p.data || []).map(t => (t.x || []).length))""")
             epochs = len(client.get_metric_history(kfold_run.info.run_id, "loss"))
+            deadline = time.monotonic() + TIMEOUT_MS / 1000
+            while True:  # plotly draws after the names appear: slower on a busy machine
+                points = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+                    .flatMap(p => (p.data || []).map(t => (t.x || []).length))""")
+                if points.count(epochs) >= 2 or time.monotonic() > deadline:
+                    break
+                page.wait_for_timeout(250)
             assert epochs > 1 and points.count(epochs) >= 2, (epochs, points)
             page.screenshot(path=str(shots["charts"]), full_page=True)
 
