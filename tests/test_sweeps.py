@@ -31,8 +31,6 @@ from pipeline.sweep import register_params
 from pipeline.sweep_plan import CONF, check_sweep, make_plan, param_overrides, params_of, parse
 
 mlflow = pytest.importorskip("mlflow")
-# One pytest-xdist worker runs the module: its tests share a module-scoped fixture.
-pytestmark = pytest.mark.xdist_group("sweeps")
 
 SEARCH_SPACES = sorted(p.stem for p in (CONF / "search_space").glob("*.yaml"))
 LAUNCHERS = sorted(p.stem for p in (CONF / "launcher").glob("*.yaml"))

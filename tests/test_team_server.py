@@ -16,8 +16,6 @@ from helpers.servers import mlflow_server, postgres_cluster, prepared_project, r
 
 mlflow = pytest.importorskip("mlflow")
 pytest.importorskip("psycopg2")
-# One pytest-xdist worker runs the module: its tests share a module-scoped fixture.
-pytestmark = pytest.mark.xdist_group("team_server")
 
 DATASET, MODEL = "imdb", "imdb_dense"
 
