@@ -54,10 +54,13 @@ def real_datasets() -> RealDatasets:
 @pytest.fixture(scope="session")
 def built_project(tmp_path_factory: pytest.TempPathFactory) -> BuiltProject:
     """A tiny project after a full `dvc repro`, shared by the DVC tests (read-only; tests
-    that change anything work on `built_project.copy(...)`)."""
-    from helpers.project import build_project
+    that change anything work on `built_project.copy(...)`); built once per run, whichever
+    pytest-xdist worker asks first (helpers/shared.py)."""
+    from helpers.project import BuiltProject, build_project
+    from helpers.shared import once
 
-    return build_project(tmp_path_factory.mktemp("built"))
+    record = once(tmp_path_factory, "built", lambda root: build_project(root).record())
+    return BuiltProject.from_record(record)
 
 
 @pytest.fixture(scope="session")

@@ -4,13 +4,12 @@ command shows it); what only Keras and scikit-learn know is asked of them, befor
 
 from __future__ import annotations
 
-import copy
 import subprocess
 import sys
 
 import pytest
 import yaml
-from helpers.params import project_params
+from helpers.params import DELETE, broken, project_params, put, rename
 from helpers.paths import ROOT
 
 from pipeline.config import compose, dataset_config, load_params, model_config
@@ -42,186 +41,156 @@ def test_the_schema_tables_match_the_code_behind_them():
         features.Transform("pca").apply([[1.0]])
 
 
-def broken(edit) -> dict:
-    raw = copy.deepcopy(project_params())
-    edit(raw)
-    return raw
-
-
-def _set(path: str, value):
-    def edit(raw):
-        node = raw
-        *parents, last = path.split(".")
-        for key in parents:
-            node = node[int(key)] if key.isdigit() else node[key]
-        if value is DELETE:
-            del node[int(last) if last.isdigit() else last]
-        else:
-            node[int(last) if last.isdigit() else last] = value
-    return edit
-
-
-def _rename(group: str, old: str, new: str):
-    def edit(raw):
-        raw[group][new] = raw[group].pop(old)
-        if group == "datasets":
-            for model in raw["models"].values():
-                if model["dataset"] == old:
-                    model["dataset"] = new
-    return edit
-
-
-DELETE = object()
 M, D = "models.imdb_dense", "datasets.imdb"
 B = "models.boston_housing_dense"
 
 CASES = [
     # the schema: keys and types
-    ("typo in a key", _set(f"{D}.load.num_wrds", 5000), f"{D}.load.num_wrds", "num_words"),
-    ("unknown top-level key", _set("sed", 1), "sed", "unknown key"),
-    ("wrong type", _set(f"{D}.load.num_words", "many"), f"{D}.load.num_words", "type"),
-    ("missing key", _set(f"{M}.loss", DELETE), f"{M}.loss", "missing"),
-    ("metrics not a list", _set(f"{M}.metrics", "accuracy"), f"{M}.metrics", "a list"),
+    ("typo in a key", put(f"{D}.load.num_wrds", 5000), f"{D}.load.num_wrds", "num_words"),
+    ("unknown top-level key", put("sed", 1), "sed", "unknown key"),
+    ("wrong type", put(f"{D}.load.num_words", "many"), f"{D}.load.num_words", "type"),
+    ("missing key", put(f"{M}.loss", DELETE), f"{M}.loss", "missing"),
+    ("metrics not a list", put(f"{M}.metrics", "accuracy"), f"{M}.metrics", "a list"),
     # ranges
-    ("negative split", _set("datasets.reuters.split.validation", -5),
+    ("negative split", put("datasets.reuters.split.validation", -5),
      "datasets.reuters.split.validation", "row count"),
-    ("fraction above 1", _set("datasets.mnist.split.validation", 1.5),
+    ("fraction above 1", put("datasets.mnist.split.validation", 1.5),
      "datasets.mnist.split.validation", "row count"),
-    ("1.0 is ambiguous", _set("datasets.mnist.split.validation", 1.0),
+    ("1.0 is ambiguous", put("datasets.mnist.split.validation", 1.0),
      "datasets.mnist.split.validation", "ambiguous"),
-    ("negative retries", _set("download.retries", -1), "download.retries", "0 to 20"),
-    ("test split outside (0, 1)", _set("datasets.reuters.load.test_split", 1.2),
+    ("negative retries", put("download.retries", -1), "download.retries", "0 to 20"),
+    ("test split outside (0, 1)", put("datasets.reuters.load.test_split", 1.2),
      "datasets.reuters.load.test_split", "(0, 1)"),
-    ("zero epochs", _set("models.mnist_dense.epochs", 0), "models.mnist_dense.epochs", ">= 1"),
-    ("negative seed", _set("seed", -1), "seed", "seed range"),
-    ("negative patience", _set(f"{M}.early_stopping.patience", -1),
+    ("zero epochs", put("models.mnist_dense.epochs", 0), "models.mnist_dense.epochs", ">= 1"),
+    ("negative seed", put("seed", -1), "seed", "seed range"),
+    ("negative patience", put(f"{M}.early_stopping.patience", -1),
      f"{M}.early_stopping.patience", "negative"),
-    ("negative learning rate", _set(f"{M}.optimizer.learning_rate", -0.1),
+    ("negative learning rate", put(f"{M}.optimizer.learning_rate", -0.1),
      f"{M}.optimizer.learning_rate", "positive"),
-    ("one fold", _set("models.boston_housing_dense.kfold.folds", 1),
+    ("one fold", put("models.boston_housing_dense.kfold.folds", 1),
      "models.boston_housing_dense.kfold.folds", "2 or more"),
-    ("no CV workers", _set("baseline.n_jobs", 0), "baseline.n_jobs", "0 workers"),
-    ("smoothing that never moves", _set(f"{B}.kfold.choose_epochs", {"smoothing": 1.0,
+    ("no CV workers", put("baseline.n_jobs", 0), "baseline.n_jobs", "0 workers"),
+    ("smoothing that never moves", put(f"{B}.kfold.choose_epochs", {"smoothing": 1.0,
                                                                      "skip": 10}),
      f"{B}.kfold.choose_epochs.smoothing", "[0, 1)"),
-    ("every epoch of the curve skipped", _set(f"{B}.kfold.choose_epochs", {"smoothing": 0.9,
+    ("every epoch of the curve skipped", put(f"{B}.kfold.choose_epochs", {"smoothing": 0.9,
                                                                           "skip": 100}),
      f"{B}.kfold.choose_epochs.skip", "0 to 99"),
-    ("a typo in choose_epochs", _set(f"{B}.kfold.choose_epochs", {"smothing": 0.9, "skip": 1}),
+    ("a typo in choose_epochs", put(f"{B}.kfold.choose_epochs", {"smothing": 0.9, "skip": 1}),
      f"{B}.kfold.choose_epochs.smothing", "smoothing"),
-    ("fold models without K-fold", _set(f"{M}.ensemble", {"fits": 2, "folds": True}),
+    ("fold models without K-fold", put(f"{M}.ensemble", {"fits": 2, "folds": True}),
      f"{M}.ensemble.folds", "kfold is null"),
-    ("an ensemble of one model", _set(f"{B}.ensemble", {"fits": 1, "folds": False}),
+    ("an ensemble of one model", put(f"{B}.ensemble", {"fits": 1, "folds": False}),
      f"{B}.ensemble", "nothing to average"),
-    ("no final fit in the ensemble", _set(f"{B}.ensemble", {"fits": 0, "folds": True}),
+    ("no final fit in the ensemble", put(f"{B}.ensemble", {"fits": 0, "folds": True}),
      f"{B}.ensemble.fits", ">= 1"),
-    ("ensemble folds not true/false", _set(f"{B}.ensemble", {"fits": 2, "folds": "yes"}),
+    ("ensemble folds not true/false", put(f"{B}.ensemble", {"fits": 2, "folds": "yes"}),
      f"{B}.ensemble.folds", "true or false"),
     # what goes with what
-    ("bad hash", _set("datasets.mnist.source.files.0.hash", "sha256:abc"),
+    ("bad hash", put("datasets.mnist.source.files.0.hash", "sha256:abc"),
      "datasets.mnist.source.files[0].hash", "checksum"),
-    ("role names a missing file", _set("datasets.mnist.load.files", {"data": "nope.npz"}),
+    ("role names a missing file", put("datasets.mnist.load.files", {"data": "nope.npz"}),
      "datasets.mnist.load.files.data", "not in source.files"),
-    ("a role the format lacks", _set("datasets.mnist.load.files", {"x": "mnist.npz"}),
+    ("a role the format lacks", put("datasets.mnist.load.files", {"x": "mnist.npz"}),
      "datasets.mnist.load.files", "exactly data"),
-    ("unknown task", _set("datasets.mnist.task", "ranking"), "datasets.mnist.task", "unknown"),
-    ("unknown format", _set("datasets.mnist.load.format", "csv"), "datasets.mnist.load.format",
+    ("unknown task", put("datasets.mnist.task", "ranking"), "datasets.mnist.task", "unknown"),
+    ("unknown format", put("datasets.mnist.load.format", "csv"), "datasets.mnist.load.format",
      "unknown"),
-    ("unknown preprocess", _set("datasets.mnist.preprocess.kind", "pca"),
+    ("unknown preprocess", put("datasets.mnist.preprocess.kind", "pca"),
      "datasets.mnist.preprocess.kind", "unknown"),
-    ("preprocessing that can't read the format", _set(f"{D}.preprocess.kind", "images"),
+    ("preprocessing that can't read the format", put(f"{D}.preprocess.kind", "images"),
      f"{D}.preprocess.kind", "can't read"),
-    ("idx files with a test split", _set("datasets.fashion_mnist.load.test_split", 0.2),
+    ("idx files with a test split", put("datasets.fashion_mnist.load.test_split", 0.2),
      "datasets.fashion_mnist.load.test_split", "null"),
-    ("skip every word", _set(f"{D}.load.skip_top", 10000), f"{D}.load.skip_top", "fewer"),
-    ("binary with 3 classes", _set(f"{D}.classes", ["a", "b", "c"]), f"{D}.classes",
+    ("skip every word", put(f"{D}.load.skip_top", 10000), f"{D}.load.skip_top", "fewer"),
+    ("binary with 3 classes", put(f"{D}.classes", ["a", "b", "c"]), f"{D}.classes",
      "exactly 2"),
-    ("a class twice", _set("datasets.mnist.classes", ["0"] * 10), "datasets.mnist.classes",
+    ("a class twice", put("datasets.mnist.classes", ["0"] * 10), "datasets.mnist.classes",
      "twice"),
-    ("classes of a regression", _set("datasets.boston_housing.classes", ["a", "b"]),
+    ("classes of a regression", put("datasets.boston_housing.classes", ["a", "b"]),
      "datasets.boston_housing.classes", "no classes"),
-    ("model on unknown dataset", _set(f"{M}.dataset", "imbd"), f"{M}.dataset", "unknown"),
-    ("unknown recipe", _set(f"{D}.source.fallback.recipe", "magic"),
+    ("model on unknown dataset", put(f"{M}.dataset", "imbd"), f"{M}.dataset", "unknown"),
+    ("unknown recipe", put(f"{D}.source.fallback.recipe", "magic"),
      f"{D}.source.fallback.recipe", "unknown"),
-    ("recipe option typo", _set(f"{D}.source.fallback.options.train_sise", 10),
+    ("recipe option typo", put(f"{D}.source.fallback.options.train_sise", 10),
      f"{D}.source.fallback.options.train_sise", "unknown option"),
-    ("recipe option missing", _set(f"{D}.source.fallback.options.vocab_size", DELETE),
+    ("recipe option missing", put(f"{D}.source.fallback.options.vocab_size", DELETE),
      f"{D}.source.fallback.options", "vocab_size is missing"),
-    ("noise above 1", _set(f"{D}.source.fallback.options.label_noise", 2.0),
+    ("noise above 1", put(f"{D}.source.fallback.options.label_noise", 2.0),
      f"{D}.source.fallback.options.label_noise", "[0, 1]"),
     # a model must be ranked and stopped by something it logs
-    ("monitor never logged", _set(f"{M}.early_stopping.monitor", "val_los"),
+    ("monitor never logged", put(f"{M}.early_stopping.monitor", "val_los"),
      f"{M}.early_stopping.monitor", "val_loss"),
-    ("ranked metric missing", _set(f"{M}.metrics", ["acuracy"]), f"{M}.metrics",
+    ("ranked metric missing", put(f"{M}.metrics", ["acuracy"]), f"{M}.metrics",
      "did you mean accuracy"),
-    ("a classifier with nothing to validate on", _set(f"{D}.split.validation", 0),
+    ("a classifier with nothing to validate on", put(f"{D}.split.validation", 0),
      f"{M}.kfold", "no validation rows"),
     # the books' figures, the report's yardstick
     ("published figure on another dataset's model",
-     _set("datasets.imdb.published.0.models", ["mnist_dense"]),
+     put("datasets.imdb.published.0.models", ["mnist_dense"]),
      "datasets.imdb.published[0].models[0]", "expected one of: baseline, imdb_dense"),
     ("published figure of a metric the rows lack",
-     _set("datasets.imdb.published.0.metric", "test_mae"), "datasets.imdb.published[0].metric",
+     put("datasets.imdb.published.0.metric", "test_mae"), "datasets.imdb.published[0].metric",
      "cv_accuracy, test_accuracy"),
-    ("published figure not a number", _set("datasets.imdb.published.0.value", "about 0.88"),
+    ("published figure not a number", put("datasets.imdb.published.0.value", "about 0.88"),
      "datasets.imdb.published[0].value", "e.g. ~0.88"),
     # sources and stores
-    ("mirror placeholder typo", _set("download.mirrors", ["https://m.example/{filename}"]),
+    ("mirror placeholder typo", put("download.mirrors", ["https://m.example/{filename}"]),
      "download.mirrors[0]", "{filename}"),
-    ("mirror format attack", _set("download.mirrors", ["https://m/{dataset.__class__}"]),
+    ("mirror format attack", put("download.mirrors", ["https://m/{dataset.__class__}"]),
      "download.mirrors[0]", "placeholder"),
-    ("mirror without a host", _set("download.mirrors", ["http:///keras"]),
+    ("mirror without a host", put("download.mirrors", ["http:///keras"]),
      "download.mirrors[0]", "not an http(s) URL"),
-    ("mirror of another scheme", _set("download.mirrors", ["ftp://m.example/keras"]),
+    ("mirror of another scheme", put("download.mirrors", ["ftp://m.example/keras"]),
      "download.mirrors[0]", "not an http(s) URL"),
-    ("mirror with a bad port", _set("download.mirrors", ["http://m.example:99999x/k"]),
+    ("mirror with a bad port", put("download.mirrors", ["http://m.example:99999x/k"]),
      "download.mirrors[0]", "not an http(s) URL"),
-    ("source URL malformed", _set("datasets.mnist.source.files.0.url", "htps//x/mnist.npz"),
+    ("source URL malformed", put("datasets.mnist.source.files.0.url", "htps//x/mnist.npz"),
      "datasets.mnist.source.files[0].url", "not an http(s) URL"),
-    ("file name is a path", _set("datasets.mnist.source.files.0.name", "../../mnist.npz"),
+    ("file name is a path", put("datasets.mnist.source.files.0.name", "../../mnist.npz"),
      "datasets.mnist.source.files[0].name", "plain file name"),
-    ("tracking URI without a scheme", _set("tracking.uri", "localhost:5000"), "tracking.uri",
+    ("tracking URI without a scheme", put("tracking.uri", "localhost:5000"), "tracking.uri",
      "http://host:5000"),
     # types, strictly (OmegaConf would turn "5" into 5; DVC would not)
-    ("a number written as text", _set("models.mnist_dense.epochs", "5"),
+    ("a number written as text", put("models.mnist_dense.epochs", "5"),
      "models.mnist_dense.epochs", "without quotes"),
-    ("a float for a count", _set("models.mnist_dense.batch_size", 128.0),
+    ("a float for a count", put("models.mnist_dense.batch_size", 128.0),
      "models.mnist_dense.batch_size", "whole number"),
-    ("a number for a boolean", _set("datasets.mnist.split.shuffle", 2),
+    ("a number for a boolean", put("datasets.mnist.split.shuffle", 2),
      "datasets.mnist.split.shuffle", "true or false"),
-    ("a list for a mapping", _set("models.boston_housing_dense.kfold", [4, 100]),
+    ("a list for a mapping", put("models.boston_housing_dense.kfold", [4, 100]),
      "models.boston_housing_dense.kfold", "a mapping"),
-    ("a mapping for a list", _set(f"{M}.layers", {"type": "Dense"}), f"{M}.layers", "a list"),
-    ("an empty class name", _set("datasets.mnist.classes.0", None), "datasets.mnist.classes[0]",
+    ("a mapping for a list", put(f"{M}.layers", {"type": "Dense"}), f"{M}.layers", "a list"),
+    ("an empty class name", put("datasets.mnist.classes.0", None), "datasets.mnist.classes[0]",
      "expected text"),
-    ("a learning rate that can only diverge", _set(f"{M}.optimizer.learning_rate", 1e300),
+    ("a learning rate that can only diverge", put(f"{M}.optimizer.learning_rate", 1e300),
      f"{M}.optimizer.learning_rate", "up to 10"),
-    ("NaN in an optimizer argument", _set(f"{M}.optimizer.weight_decay", float("nan")),
+    ("NaN in an optimizer argument", put(f"{M}.optimizer.weight_decay", float("nan")),
      f"{M}.optimizer.weight_decay", "finite"),
-    ("a bundled file outside the package", _set(
+    ("a bundled file outside the package", put(
         "datasets.mnist.source.fallback.options.file", "../../../../etc/passwd"),
      "datasets.mnist.source.fallback.options.file", "plain file name"),
     # names are entry names, never paths or shell words
-    ("path-like dataset key", _rename("datasets", "imdb", "../../evil"),
+    ("path-like dataset key", rename("datasets", "imdb", "../../evil"),
      "datasets.../../evil", "entry name"),
-    ("dataset key with a shell word", _rename("datasets", "imdb", "x;touch pwned"),
+    ("dataset key with a shell word", rename("datasets", "imdb", "x;touch pwned"),
      "datasets.x;touch pwned", "entry name"),
-    ("model key with a slash", _rename("models", "imdb_dense", "a/b"), "models.a/b",
+    ("model key with a slash", rename("models", "imdb_dense", "a/b"), "models.a/b",
      "entry name"),
-    ("a model named like the baseline's folder", _rename("models", "imdb_dense", "baseline"),
+    ("a model named like the baseline's folder", rename("models", "imdb_dense", "baseline"),
      "models.baseline", "baseline's results folder"),
 ]
 
 
 def test_the_final_epochs_may_come_from_the_kfold_curve():
-    cfg = compose(broken(_set(f"{B}.kfold.choose_epochs", {"smoothing": 0.0, "skip": 3})))
+    cfg = compose(broken(put(f"{B}.kfold.choose_epochs", {"smoothing": 0.0, "skip": 3})))
     assert cfg.models.boston_housing_dense.kfold.choose_epochs.skip == 3
     book = compose(project_params()).models.boston_housing_book  # the book's plain recipe
     assert book.kfold.choose_epochs is None and book.ensemble is None and book.epochs == 80
 
 
 def test_an_ensemble_is_a_setting_and_null_unless_set():
-    cfg = compose(broken(_set(f"{M}.ensemble", {"fits": 3, "folds": False})))
+    cfg = compose(broken(put(f"{M}.ensemble", {"fits": 3, "folds": False})))
     assert cfg.models.imdb_dense.ensemble.fits == 3
     assert compose(project_params()).models.mnist_dense.ensemble is None  # not listed: null
 
@@ -282,107 +251,6 @@ def test_locate_finds_the_line_of_a_key():
     assert lines[locate(text, "models.imdb_dense.nosuch") - 1].strip().startswith("imdb_dense:")
 
 
-# --- what only Keras, scikit-learn and the prepared data know ----------------------------
-
-
-def facts(params, dataset: str, rows: int, shape: list[int], sparse: bool = False) -> dict:
-    """A manifest as `prepare` writes it, reduced to what the checks read."""
-    from pipeline.facts import dataset_settings
-
-    return {"settings": dataset_settings(params.datasets[dataset]),
-            "splits": {"train": {"rows": rows, "x_shape": [rows, *shape], "sparse": sparse},
-                       "val": {"rows": 10}}}
-
-
-DEEP = [
-    ("loss typo", _set(f"{M}.loss", "binary_crossentropyy"), f"{M}.loss",
-     "use binary_crossentropy"),
-    ("metric typo", _set(f"{M}.metrics", ["accuracy", "acuracy"]), f"{M}.metrics[1]",
-     "not a Keras metric"),
-    ("optimizer typo", _set(f"{M}.optimizer.type", "rmsprp"), f"{M}.optimizer",
-     "Keras refuses it"),
-    ("optimizer argument typo", _set(f"{M}.optimizer.learning_rat", 0.1), f"{M}.optimizer",
-     "learning_rat"),
-    ("activation typo", _set(f"{M}.layers.0.activation", "rleu"), f"{M}.layers[0]", "rleu"),
-    ("layer type typo", _set(f"{M}.layers.0.type", "Dens"), f"{M}.layers[0].type",
-     "use Dense"),
-    ("layer argument typo", _set(f"{M}.layers.0.unitz", 3), f"{M}.layers[0]", "unitz"),
-    ("dropout rate 1.5", _set("models.fashion_mnist_dense.layers.2.rate", 1.5),
-     "models.fashion_mnist_dense.layers[2]", "rate"),
-    ("a layer that doesn't fit the data", _set(f"{M}.layers.0", {
-        "type": "Conv2D", "filters": 4, "kernel_size": 3}), f"{M}.layers[0]", "fits"),
-    ("outputs against classes", _set("models.reuters_dense.layers.2.units", 10),
-     "models.reuters_dense.layers[2]", "46 output values"),
-    ("more folds than rows", _set("models.boston_housing_dense.kfold.folds", 500),
-     "models.boston_housing_dense.kfold.folds", "at most 404"),
-    ("more validation rows than rows", _set(f"{D}.split.validation", 30000),
-     f"{D}.split.validation", "fewer than 15010"),
-    ("SGD loss typo", _set("baseline.classifier.loss", "log_losss"),
-     "baseline.classifier.loss", "scikit-learn refuses it"),
-    ("SGD option typo", _set("baseline.regressor.alpah", 0.1), "baseline.regressor.alpah",
-     "scikit-learn refuses it"),
-    ("one-hot loss for class-index labels", _set("models.mnist_dense.loss",
-     "categorical_crossentropy"), "models.mnist_dense.loss", "Keras can't score"),
-    ("sparse loss on one sigmoid unit", _set(f"{M}.loss", "sparse_categorical_crossentropy"),
-     f"{M}.loss", "Keras can't score"),
-    ("two layers with one name", lambda raw: [layer.update(name="a") for layer in
-     raw["models"]["imdb_dense"]["layers"][:2]], f"{M}.layers", "distinct names"),
-    ("a layer named like the input", _set(f"{M}.layers.0.name", "features"), f"{M}.layers",
-     "distinct names"),
-    ("an abstract layer", _set(f"{M}.layers.1", {"type": "Layer"}), f"{M}.layers[1]",
-     "Keras refuses it"),
-]
-
-
-@pytest.mark.parametrize(("what", "edit", "key", "says"), DEEP, ids=[c[0] for c in DEEP])
-def test_what_keras_and_the_data_know_is_checked_before_training(what, edit, key, says):
-    pytest.importorskip("keras")
-    from pipeline.preflight import check_all
-
-    params = compose(broken(edit))
-    prepared = load_params(ROOT / "params.yaml")  # the data was prepared before the edit
-    manifests = {
-        "imdb": facts(prepared, "imdb", 15000, [10000], sparse=True),
-        "reuters": facts(prepared, "reuters", 7982, [10000], sparse=True),
-        "boston_housing": facts(prepared, "boston_housing", 404, [13]),
-        "fashion_mnist": facts(prepared, "fashion_mnist", 48000, [28, 28]),
-        "mnist": facts(prepared, "mnist", 3600, [28, 28]),
-    }
-    with pytest.raises(ConfigError) as err:
-        check_all(params, manifests)
-    message = str(err.value)
-    assert message.startswith(f"params.yaml: {key}:"), message
-    assert says in message and "Fix:" in message and "\n" not in message, message
-
-
-def test_sensible_variants_pass_every_check():
-    """What Keras accepts is accepted: `ACC` for accuracy (and its monitor), early stopping on
-    the training loss, SGD's own early stopping (needs rows for its validation_fraction)."""
-    pytest.importorskip("keras")
-    from pipeline.preflight import check_all
-
-    raw = broken(_set(f"{M}.metrics", ["accuracy", "ACC"]))
-    raw["models"]["imdb_dense"]["early_stopping"] = {"monitor": "val_ACC", "patience": 0}
-    raw["models"]["mnist_dense"]["early_stopping"]["monitor"] = "loss"
-    raw["baseline"]["classifier"].update(early_stopping=True, validation_fraction=0.1)
-    params = compose(raw)
-    check_all(params, {"imdb": facts(params, "imdb", 15000, [10000], sparse=True)})
-
-
-def test_the_project_params_pass_every_check():
-    pytest.importorskip("keras")
-    from pipeline.preflight import check_all
-
-    params = load_params(ROOT / "params.yaml")
-    check_all(params, {
-        "imdb": facts(params, "imdb", 15000, [10000], sparse=True),
-        "reuters": facts(params, "reuters", 7982, [10000], sparse=True),
-        "boston_housing": facts(params, "boston_housing", 404, [13]),
-        "fashion_mnist": facts(params, "fashion_mnist", 48000, [28, 28]),
-        "mnist": facts(params, "mnist", 3600, [28, 28]),
-    })
-
-
 # --- what a user sees -------------------------------------------------------------------
 
 
@@ -393,7 +261,7 @@ def run(module: str, *args: str, env: dict | None = None) -> subprocess.Complete
 
 def test_a_stage_fails_on_bad_params_before_any_work_naming_the_line(tmp_path):
     bad = tmp_path / "params.yaml"
-    bad.write_text(yaml.safe_dump(broken(_set("datasets.imdb.split.validation", -1)),
+    bad.write_text(yaml.safe_dump(broken(put("datasets.imdb.split.validation", -1)),
                                   sort_keys=False))
     line = locate(bad.read_text(), "datasets.imdb.split.validation")
     data = tmp_path / "data"

@@ -93,6 +93,17 @@ def shown_close_to(shown: str, stored: float) -> bool:
     return abs(float(shown) - stored) <= 0.5 * 10 ** -decimals + 1e-9
 
 
+def body_text(page, *expected: str) -> str:
+    """The page's text once it shows every `expected` string, or after the page timeout
+    (the caller asserts): parts of MLflow's pages load after the page does."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while True:
+        text = page.inner_text("body")
+        if all(e in text for e in expected) or time.monotonic() > deadline:
+            return text
+        page.wait_for_timeout(250)
+
+
 def sync_playwright():
     """Playwright's entry point, once chromium and playwright are known to be there."""
     require(CHROMIUM.is_file(), f"chromium ({CHROMIUM})", INSTALL_CHROMIUM)
@@ -221,7 +232,7 @@ def test_a_keras_run_shows_its_model_datasets_curves_and_figures(store):
             page.get_by_text("Child runs", exact=True).wait_for()
             close_assistant(page)
             page.get_by_text(f"{KFOLD_DATASET}/train", exact=False).first.wait_for()
-            text = page.inner_text("body")
+            text = body_text(page, "fold 1/2", "fold 2/2")  # child runs load after the page
             assert "fold 1/2" in text and "fold 2/2" in text, "no K-fold child runs"
             assert "Logged models (1)" in text or "Logged models" in text
             (version,) = client.search_model_versions(
@@ -232,10 +243,14 @@ def test_a_keras_run_shows_its_model_datasets_curves_and_figures(store):
             # its charts: one point per epoch, and the folds' mean validation curve
             page.goto(f"{base}/model-metrics", wait_until="load")
             page.get_by_text("kfold_curve_val_mae", exact=True).first.wait_for()
-            page.wait_for_timeout(1500)  # plotly draws after the names appear
-            points = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
-                .flatMap(p => (p.data || []).map(t => (t.x || []).length))""")
             epochs = len(client.get_metric_history(kfold_run.info.run_id, "loss"))
+            deadline = time.monotonic() + TIMEOUT_MS / 1000
+            while True:  # plotly draws after the names appear: slower on a busy machine
+                points = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+                    .flatMap(p => (p.data || []).map(t => (t.x || []).length))""")
+                if points.count(epochs) >= 2 or time.monotonic() > deadline:
+                    break
+                page.wait_for_timeout(250)
             assert epochs > 1 and points.count(epochs) >= 2, (epochs, points)
             page.screenshot(path=str(shots["charts"]), full_page=True)
 

@@ -190,7 +190,7 @@ def test_a_killed_dvc_takes_its_stage_with_it(project, shell):
         assert process.poll() is None and time.monotonic() < deadline, "training never began"
         time.sleep(0.2)
     stage = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-             and "-m pipeline.train imdb_dense" in _cmdline(p)]
+             and "-m pipeline.train imdb_dense" in _cmdline(p) and _cwd(p) == path.resolve()]
     assert stage
     process.send_signal(signal.SIGTERM)  # DVC only, not its process group
     process.wait(timeout=60)
@@ -207,3 +207,11 @@ def _cmdline(proc: Path) -> str:
         return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def _cwd(proc: Path) -> Path | None:
+    """Where the process runs: this test's stage, not another test's (pytest-xdist)."""
+    try:
+        return (proc / "cwd").resolve(strict=True)
+    except OSError:
+        return None

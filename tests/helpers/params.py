@@ -92,3 +92,39 @@ def small_models(raw: dict) -> dict:
     raw["baseline"]["cv_folds"] = 2
     raw["baseline"]["n_jobs"] = 1
     return raw
+
+
+DELETE = object()  # put(path, DELETE) removes the key
+
+
+def broken(edit) -> dict:
+    """The project's params.yaml (as data) with `edit` applied."""
+    raw = copy.deepcopy(project_params())
+    edit(raw)
+    return raw
+
+
+def put(path: str, value):
+    """An edit setting a dotted key (`models.x.layers.0.units`) to `value`, or deleting it
+    (DELETE)."""
+    def edit(raw):
+        node = raw
+        *parents, last = path.split(".")
+        for key in parents:
+            node = node[int(key)] if key.isdigit() else node[key]
+        if value is DELETE:
+            del node[int(last) if last.isdigit() else last]
+        else:
+            node[int(last) if last.isdigit() else last] = value
+    return edit
+
+
+def rename(group: str, old: str, new: str):
+    """An edit renaming a dataset or model entry (and, for a dataset, its models' links)."""
+    def edit(raw):
+        raw[group][new] = raw[group].pop(old)
+        if group == "datasets":
+            for model in raw["models"].values():
+                if model["dataset"] == old:
+                    model["dataset"] = new
+    return edit

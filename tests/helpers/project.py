@@ -79,7 +79,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 @dataclass
 class BuiltProject:
     """`dvc repro` of every stage for imdb and boston_housing on tiny data, once per session.
-    Tests that change anything work on `copy()`; `audit` holds the files each stage read."""
+    Tests that change anything work on `copy()`, run with `env` (no audit hook: a copy's
+    runs never mix with the build's); `audit` holds the files each stage of the build read."""
 
     path: Path
     env: dict[str, str]
@@ -91,6 +92,16 @@ class BuiltProject:
     def copy(self, dest: Path) -> Path:
         return copy_project(self.path, dest)
 
+    def record(self) -> dict[str, Any]:
+        """What another pytest-xdist worker needs to use it (helpers/shared.py)."""
+        return {"path": str(self.path), "params": self.params, "audit": str(self.audit),
+                "output": self.output, "seconds": self.seconds}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> BuiltProject:
+        return cls(Path(record["path"]), project_env(), record["params"],
+                   Path(record["audit"]), record["output"], record["seconds"])
+
 
 def build_project(root: Path) -> BuiltProject:
     """root/project: every stage of pipeline_params() run by `dvc repro`, audited."""
@@ -99,4 +110,4 @@ def build_project(root: Path) -> BuiltProject:
     params = pipeline_params(root)
     path, env = make_project(root, params, audit_dir=audit)
     output, seconds = repro(path, env, "*")
-    return BuiltProject(path, env, params, audit, output, seconds)
+    return BuiltProject(path, project_env(), params, audit, output, seconds)

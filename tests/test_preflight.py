@@ -1,0 +1,114 @@
+"""What only Keras, scikit-learn and the prepared data know about params.yaml, checked
+before any training (pipeline/preflight.py, run by the `check` stage): each mistake in one
+line naming its key. Split from test_config.py: these pay the TensorFlow import."""
+
+from __future__ import annotations
+
+import pytest
+from helpers.params import broken, put
+from helpers.paths import ROOT
+
+from pipeline.config import compose, load_params
+from pipeline.errors import ConfigError
+
+pytestmark = pytest.mark.fast  # the inner-loop tier: `pytest -m fast` (README: Tests)
+
+M, D = "models.imdb_dense", "datasets.imdb"
+
+
+def facts(params, dataset: str, rows: int, shape: list[int], sparse: bool = False) -> dict:
+    """A manifest as `prepare` writes it, reduced to what the checks read."""
+    from pipeline.facts import dataset_settings
+
+    return {"settings": dataset_settings(params.datasets[dataset]),
+            "splits": {"train": {"rows": rows, "x_shape": [rows, *shape], "sparse": sparse},
+                       "val": {"rows": 10}}}
+
+
+DEEP = [
+    ("loss typo", put(f"{M}.loss", "binary_crossentropyy"), f"{M}.loss",
+     "use binary_crossentropy"),
+    ("metric typo", put(f"{M}.metrics", ["accuracy", "acuracy"]), f"{M}.metrics[1]",
+     "not a Keras metric"),
+    ("optimizer typo", put(f"{M}.optimizer.type", "rmsprp"), f"{M}.optimizer",
+     "Keras refuses it"),
+    ("optimizer argument typo", put(f"{M}.optimizer.learning_rat", 0.1), f"{M}.optimizer",
+     "learning_rat"),
+    ("activation typo", put(f"{M}.layers.0.activation", "rleu"), f"{M}.layers[0]", "rleu"),
+    ("layer type typo", put(f"{M}.layers.0.type", "Dens"), f"{M}.layers[0].type",
+     "use Dense"),
+    ("layer argument typo", put(f"{M}.layers.0.unitz", 3), f"{M}.layers[0]", "unitz"),
+    ("dropout rate 1.5", put("models.fashion_mnist_dense.layers.2.rate", 1.5),
+     "models.fashion_mnist_dense.layers[2]", "rate"),
+    ("a layer that doesn't fit the data", put(f"{M}.layers.0", {
+        "type": "Conv2D", "filters": 4, "kernel_size": 3}), f"{M}.layers[0]", "fits"),
+    ("outputs against classes", put("models.reuters_dense.layers.2.units", 10),
+     "models.reuters_dense.layers[2]", "46 output values"),
+    ("more folds than rows", put("models.boston_housing_dense.kfold.folds", 500),
+     "models.boston_housing_dense.kfold.folds", "at most 404"),
+    ("more validation rows than rows", put(f"{D}.split.validation", 30000),
+     f"{D}.split.validation", "fewer than 15010"),
+    ("SGD loss typo", put("baseline.classifier.loss", "log_losss"),
+     "baseline.classifier.loss", "scikit-learn refuses it"),
+    ("SGD option typo", put("baseline.regressor.alpah", 0.1), "baseline.regressor.alpah",
+     "scikit-learn refuses it"),
+    ("one-hot loss for class-index labels", put("models.mnist_dense.loss",
+     "categorical_crossentropy"), "models.mnist_dense.loss", "Keras can't score"),
+    ("sparse loss on one sigmoid unit", put(f"{M}.loss", "sparse_categorical_crossentropy"),
+     f"{M}.loss", "Keras can't score"),
+    ("two layers with one name", lambda raw: [layer.update(name="a") for layer in
+     raw["models"]["imdb_dense"]["layers"][:2]], f"{M}.layers", "distinct names"),
+    ("a layer named like the input", put(f"{M}.layers.0.name", "features"), f"{M}.layers",
+     "distinct names"),
+    ("an abstract layer", put(f"{M}.layers.1", {"type": "Layer"}), f"{M}.layers[1]",
+     "Keras refuses it"),
+]
+
+
+@pytest.mark.parametrize(("what", "edit", "key", "says"), DEEP, ids=[c[0] for c in DEEP])
+def test_what_keras_and_the_data_know_is_checked_before_training(what, edit, key, says):
+    pytest.importorskip("keras")
+    from pipeline.preflight import check_all
+
+    params = compose(broken(edit))
+    prepared = load_params(ROOT / "params.yaml")  # the data was prepared before the edit
+    manifests = {
+        "imdb": facts(prepared, "imdb", 15000, [10000], sparse=True),
+        "reuters": facts(prepared, "reuters", 7982, [10000], sparse=True),
+        "boston_housing": facts(prepared, "boston_housing", 404, [13]),
+        "fashion_mnist": facts(prepared, "fashion_mnist", 48000, [28, 28]),
+        "mnist": facts(prepared, "mnist", 3600, [28, 28]),
+    }
+    with pytest.raises(ConfigError) as err:
+        check_all(params, manifests)
+    message = str(err.value)
+    assert message.startswith(f"params.yaml: {key}:"), message
+    assert says in message and "Fix:" in message and "\n" not in message, message
+
+
+def test_sensible_variants_pass_every_check():
+    """What Keras accepts is accepted: `ACC` for accuracy (and its monitor), early stopping on
+    the training loss, SGD's own early stopping (needs rows for its validation_fraction)."""
+    pytest.importorskip("keras")
+    from pipeline.preflight import check_all
+
+    raw = broken(put(f"{M}.metrics", ["accuracy", "ACC"]))
+    raw["models"]["imdb_dense"]["early_stopping"] = {"monitor": "val_ACC", "patience": 0}
+    raw["models"]["mnist_dense"]["early_stopping"]["monitor"] = "loss"
+    raw["baseline"]["classifier"].update(early_stopping=True, validation_fraction=0.1)
+    params = compose(raw)
+    check_all(params, {"imdb": facts(params, "imdb", 15000, [10000], sparse=True)})
+
+
+def test_the_project_params_pass_every_check():
+    pytest.importorskip("keras")
+    from pipeline.preflight import check_all
+
+    params = load_params(ROOT / "params.yaml")
+    check_all(params, {
+        "imdb": facts(params, "imdb", 15000, [10000], sparse=True),
+        "reuters": facts(params, "reuters", 7982, [10000], sparse=True),
+        "boston_housing": facts(params, "boston_housing", 404, [13]),
+        "fashion_mnist": facts(params, "fashion_mnist", 48000, [28, 28]),
+        "mnist": facts(params, "mnist", 3600, [28, 28]),
+    })
