@@ -82,7 +82,7 @@ def build(suite: Suite) -> list[Row]:
 
 
 # Where DVC spends a no-op, by the functions of DVC 3.x that own each part.
-PARTS = {"rewriting dvc.lock after the always-run `check`": "dvcfile.py:_dump_lockfile",
+PARTS = {"rewriting the lock file after the always-run `check`": "dvcfile.py:_dump_lockfile",
          "reading params.yaml for each stage's params": "dependency/param.py:read_params",
          "loading dvc.yaml and dvc.lock": "repo/reproduce.py:collect_stages",
          "running `check`": "stage/run.py:run_stage"}
