@@ -166,9 +166,10 @@ def not_real(page: dict[str, Any]) -> list[str]:
 
 def to_markdown(page: dict[str, Any], html: str = "reports/review.html") -> str:
     out = [f"# Review: {page['head']} against {page['base']}", ""]
-    if not_real(page):
+    banner = not_real(page)
+    if banner:
         title, text = report.NOT_REAL
-        out += [f"> **{title}** {text}", ">"] + [f"> - {ln}" for ln in not_real(page)] + [""]
+        out += [f"> **{title}** {text}", ">"] + [f"> - {ln}" for ln in banner] + [""]
     out += markdown_table(_heads(page), ([r["dataset"], *r["labels"]]
                                          for r in page["datasets"]))
     out += ["", "## Params", ""]
