@@ -33,6 +33,7 @@ from benchmarks.rows import ROWS
 from benchmarks.rows.sweeps import SWEEP_MODELS
 from benchmarks.workspace import BASELINE, BOOK_SCRIPTS, ROOT, BenchError, Timed, Workspace, say
 from pipeline.console import QUIET_ENV
+from pipeline.dvcfiles import target
 
 
 @dataclass
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     args.commit = git_commit()  # the code that runs: taken now, not when the table is written
     say(f"workspace {ws.path}: downloading {', '.join(suite.datasets)} ...")
     ws.create()
-    ws.repro("--glob", "download@*")
+    ws.repro("--glob", target("download", "*"))
     sources = ws.sources()
     if getattr(args, "mnist_label", None):
         sources[real_mnist.DATASET]["detail"] = args.mnist_label

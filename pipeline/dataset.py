@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.dvcfiles import target
 from pipeline.errors import BadFile, DataError
 from pipeline.facts import dataset_settings
 from pipeline.features import (
@@ -54,7 +55,7 @@ def verify_raw(name: str, ds: DictConfig, raw: Path, source: dict) -> None:
             expected = source.get("files", {}).get(spec.name)
             if expected is None:
                 raise DataError(f"{name}: {spec.name} is not in {raw}/source.json. Fix: "
-                                f"run `dvc repro download@{name}`")
+                                f"run `dvc repro {target('download', name)}`")
         verify_file(raw / spec.name, expected, f"{name}: raw file")
 
 
@@ -72,7 +73,7 @@ def read_raw_source(name: str, raw: Path) -> dict:
     source = read_source(raw)
     if source is None:
         raise DataError(f"{name}: {raw}/source.json not found. Fix: run "
-                        f"`dvc repro download@{name}` first")
+                        f"`dvc repro {target('download', name)}` first")
     return source
 
 

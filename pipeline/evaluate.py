@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from pipeline import cli, curves, layout
 from pipeline.arrays import dense, load_split
 from pipeline.config import dataset_config, load_params, model_config
+from pipeline.dvcfiles import target
 from pipeline.errors import DataError
 from pipeline.files import atomic_dir, write_json
 from pipeline.metrics import figure, selection_metric
@@ -45,10 +46,11 @@ def evaluate(name: str, params: DictConfig, data_dir: Path, models_dir: Path,
     folder = layout.model_dir(models_dir, name)
     model_path = folder / layout.MODEL_FILE
     if not model_path.is_file():
-        raise DataError(f"{model_path} not found. Fix: run `dvc repro train@{name}` first")
+        raise DataError(f"{model_path} not found. Fix: run "
+                        f"`dvc repro {target('train', name)}` first")
     prepared = layout.prepared_dir(data_dir, cfg.dataset)
     manifest = layout.read_manifest(prepared)
-    run_id = layout.read_run(folder, f"run `dvc repro -f train@{name}`")
+    run_id = layout.read_run(folder, f"run `dvc repro -f {target('train', name)}`")
     tracking.connect(params)
     _require_run(run_id, name, tracking.tracking_uri(params))
 
@@ -57,7 +59,7 @@ def evaluate(name: str, params: DictConfig, data_dir: Path, models_dir: Path,
     history, summary = layout.read_training(folder)
     if not history.get("loss"):
         raise DataError(f"{folder / layout.HISTORY_FILE} is missing or empty. Fix: run `dvc "
-                        f"repro -f train@{name}`")
+                        f"repro -f {target('train', name)}`")
     metrics, predicted = score(model, x_test, y_test, ds)
     metrics["epochs"] = len(history["loss"])
     metrics["data_source"] = manifest["source"]["kind"]
@@ -106,7 +108,7 @@ def _require_run(run_id: str, name: str, uri: str) -> None:
             raise
         raise DataError(f"evaluate {name}: its training run {run_id} is not in the tracking "
                         f"store {uri} (logged to another store, or deleted). Fix: `dvc repro -f "
-                        f"train@{name}` logs a new one there") from None
+                        f"{target('train', name)}` logs a new one there") from None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,8 +20,11 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.dvcfiles import pipeline_files
+
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("pipeline", "conf", "dvc.yaml", "check/dvc.yaml", ".gitignore", ".dvcignore")
+# The code, its configuration and the pipeline files (not their locks: a new project's own).
+COPIED = ("pipeline", "conf", *pipeline_files(ROOT), ".gitignore", ".dvcignore")
 
 
 def write_params(project: Path, params: dict) -> None:

@@ -136,7 +136,7 @@ def test_stages_read_only_what_they_declare(built_project):
     hook, tests/helpers/audit) is a dep, an out, a code dep, or a documented exception."""
     lock = locked_stages(built_project.path)
     logs = sorted(built_project.audit.glob("*.txt"))
-    def stage_of(log: Path) -> str:  # 'check_dvc.yaml:check.<pid>.txt' is check's
+    def stage_of(log: Path) -> str:  # 'stages_check_dvc.yaml:check.<pid>.txt': check
         return log.name.rsplit(".", 2)[0].rsplit(":", 1)[-1]
 
     assert {stage_of(log) for log in logs} >= set(lock), "every stage was audited"

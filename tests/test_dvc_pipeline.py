@@ -8,9 +8,10 @@ from pathlib import Path
 import yaml
 from helpers.net import serve_all
 from helpers.params import tiny_params
-from helpers.paths import ROOT
+from helpers.paths import PIPELINE_FILES, ROOT, dvc_stages
 from helpers.project import make_project, ran, repro
 
+from pipeline.dvcfiles import stage_file
 from pipeline.scaffold import write_params
 
 DATASETS = {"mnist", "fashion_mnist", "imdb", "reuters", "boston_housing"}
@@ -84,10 +85,26 @@ def test_offline_then_network_back_without_cleanup(file_server, upstream_files, 
 
 
 def test_stages_iterate_over_params_not_hard_coded_names():
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert stages["download"]["foreach"] == "${datasets}"
-    assert stages["prepare"]["foreach"] == "${datasets}"
-    assert not any(name in (ROOT / "dvc.yaml").read_text() for name in DATASETS)
+    stages = dvc_stages()
+    for stage in ("download", "prepare", "baseline"):
+        assert stages[stage]["foreach"] == "${datasets}"
+    for stage in ("train", "evaluate"):
+        assert stages[stage]["foreach"] == "${models}"
+    texts = [(ROOT / name).read_text() for name in PIPELINE_FILES]
+    assert not any(name in text for text in texts for name in DATASETS)
+
+
+def test_each_stage_has_a_pipeline_file_named_after_it():
+    """stages/<stage>/dvc.yaml defines `<stage>`, run by pipeline/<stage>.py, and nothing else
+    (DVC rewrites a file's whole lock after each stage it runs); dvc.yaml holds the report."""
+    for name in PIPELINE_FILES:
+        stages = yaml.safe_load((ROOT / name).read_text())["stages"]
+        assert len(stages) == 1, name
+        (stage, body), = stages.items()
+        assert stage_file(stage) == name
+        command = (body.get("do") or body)["cmd"]
+        assert command.split()[:3] == ["python", "-m", f"pipeline.{stage}"], name
+        assert (ROOT / "pipeline" / f"{stage}.py").is_file()
 
 
 def test_full_pipeline_is_tracked_and_reproducible(built_project, tmp_path):

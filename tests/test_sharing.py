@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers.project import dvc, project_env, ran, snapshot
+from helpers.project import dvc, project_env, ran, snapshot, stage_target
 
 from pipeline import layout
 
@@ -119,7 +119,7 @@ def test_a_pushes_b_pulls_reruns_nothing_predicts_and_reviews(clone_a, tmp_path)
     assert params["baseline"]["cv_folds"] == 2
     params["baseline"]["cv_folds"] = 3
     (b / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    output = dvc(b, env, "repro", "baseline@imdb").stdout
+    output = dvc(b, env, "repro", stage_target("baseline@imdb")).stdout
     assert ran(output) == {"check", "baseline@imdb"}, output
     reviewed = command(b, env, "pipeline.review", "HEAD")
     assert reviewed.returncode == 0, reviewed.stderr

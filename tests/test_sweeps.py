@@ -21,7 +21,7 @@ import yaml
 from helpers.net import free_port
 from helpers.params import keep_only, mirrored_params
 from helpers.paths import ROOT
-from helpers.project import GIT_USER, make_project, repro
+from helpers.project import GIT_USER, make_project, repro, stage_target
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
@@ -169,8 +169,9 @@ def test_grid_sweep_tracks_parent_and_children_and_matches_dvc_exp_run(project):
 
     # `dvc exp run -S` of one trial's override gives that trial's validation score exactly.
     trial = next(c for c in finished if c.data.params["model.optimizer.learning_rate"] == "0.01")
-    exp = subprocess.run(["dvc", "exp", "run", "-S", f"{LR}=0.01", f"train@{MODEL}"], cwd=path,
-                         env={**env, **GIT_USER}, capture_output=True, text=True, timeout=600)
+    exp = subprocess.run(["dvc", "exp", "run", "-S", f"{LR}=0.01", stage_target(f"train@{MODEL}")],
+                         cwd=path, env={**env, **GIT_USER}, capture_output=True, text=True,
+                         timeout=600)
     assert exp.returncode == 0, exp.stdout + exp.stderr
     summary = json.loads((path / "models" / MODEL / "summary.json").read_text())
     assert summary["val_accuracy"] == trial.data.metrics["objective"]  # the saved model's

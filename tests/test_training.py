@@ -112,7 +112,7 @@ def test_evaluate_refuses_a_model_folder_without_its_history(workspace, tmp_path
     train("imdb_dense", params, data, models / "imdb_dense")
     (models / "imdb_dense" / "history.json").unlink()
     with pytest.raises(DataError, match=r"history\.json is missing or empty\. Fix: run `dvc "
-                       r"repro -f train@imdb_dense`"):
+                       r"repro -f stages/train/dvc\.yaml:train@imdb_dense`"):
         evaluate("imdb_dense", params, data, models, tmp_path / "results")
     assert not (tmp_path / "results").exists()  # refused before writing anything
     shutil.rmtree(models)

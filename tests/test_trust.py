@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers.project import dvc, ran, snapshot
+from helpers.project import dvc, ran, snapshot, stage_target
 
 from pipeline.files import HOST, process_gone
 from pipeline.params_file import locate
@@ -166,7 +166,7 @@ def test_a_killed_stage_leaves_nothing_that_the_next_run_keeps(project):
 
     params["models"]["imdb_dense"].update(epochs=3)
     write_params(path, params)
-    output = dvc(path, env, "repro", "train@imdb_dense").stdout
+    output = dvc(path, env, "repro", stage_target("train@imdb_dense")).stdout
     assert "train@imdb_dense" in ran(output)
     assert not any(p.exists() for p in left)
     assert not list(pending.glob("*")) and (path / "models" / "imdb_dense" / "run.json").is_file()
@@ -180,7 +180,7 @@ def test_a_killed_dvc_takes_its_stage_with_it(project, shell):
     where SHELL is unset) forks it, so the stage's parent is a shell that outlives DVC."""
     path, env = project
     edited(path, lambda p: p["models"]["imdb_dense"].update(epochs=400, early_stopping=None))
-    process = subprocess.Popen(["dvc", "repro", "train@imdb_dense"], cwd=path,
+    process = subprocess.Popen(["dvc", "repro", stage_target("train@imdb_dense")], cwd=path,
                                env={**env, "SHELL": shell},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)

@@ -17,6 +17,7 @@ import yaml
 from benchmarks.findings import joined, seconds_text
 from benchmarks.render import Row
 from benchmarks.workspace import BenchError, Timed, Workspace, say
+from pipeline.dvcfiles import pipeline_files
 
 if TYPE_CHECKING:
     from benchmarks.suite import Suite
@@ -108,14 +109,16 @@ def profile(ws: Workspace) -> str:
 
 
 def sizes(ws: Workspace, bare: Workspace) -> str:
-    """What DVC reads on every run: stages, dvc.lock and params.yaml, each side."""
+    """What DVC reads on every run: stages, lock files and params.yaml, each side."""
     def facts(path: Path) -> str:
-        lock = path / "dvc.lock"
-        stages = len((yaml.safe_load(lock.read_text()) or {}).get("stages", {})) \
-            if lock.exists() else 0
+        locks = [lock for name in pipeline_files(path)
+                 if (lock := (path / name).with_suffix(".lock")).exists()]
+        stages = sum(len((yaml.safe_load(lock.read_text()) or {}).get("stages", {}))
+                     for lock in locks)
+        largest = max((lock.stat().st_size for lock in locks), default=0) / 1024
         params = path / "params.yaml"
         kb = params.stat().st_size / 1024 if params.exists() else 0
-        return (f"{stages} stages, dvc.lock {lock.stat().st_size / 1024:.0f} KB, "
+        return (f"{stages} stages in {len(locks)} lock file(s), the largest {largest:.0f} KB, "
                 f"params.yaml {kb:.0f} KB")
     return f"pipeline: {facts(ws.path)}; bare: {facts(bare.path)}"
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from benchmarks.findings import importing, summary
 from benchmarks.render import Row
 from benchmarks.workspace import BenchError, say
+from pipeline.dvcfiles import target
 
 if TYPE_CHECKING:
     from benchmarks.suite import Suite
@@ -43,7 +44,7 @@ def build(suite: Suite) -> list[Row]:
     model = sweep_model(suite)
     dataset = suite.models[model]
     if suite.ws.manifest(dataset) is None:
-        suite.ws.repro(f"prepare@{dataset}")
+        suite.ws.repro(target("prepare", dataset))
     trials, epochs = suite.args.sweep_trials, suite.args.sweep_epochs
     rates = ",".join(f"{0.0005 * (i + 1):g}" for i in range(trials))
     realistic = [f"models.{model}.epochs={epochs}",

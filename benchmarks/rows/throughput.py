@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.findings import summary
 from benchmarks.render import Row
 from benchmarks.workspace import ROOT, say
+from pipeline.dvcfiles import target
 
 if TYPE_CHECKING:
     from benchmarks.suite import Suite
@@ -23,7 +24,7 @@ def build(suite: Suite) -> list[Row]:
     ws = suite.ws
     if not any(ws.manifest(d) for d in suite.datasets):
         say("throughput: preparing the data (dvc repro prepare@*) ...")
-        ws.repro("--glob", "prepare@*")
+        ws.repro("--glob", target("prepare", "*"))
     models = [m for m, d in suite.models.items() if ws.manifest(d)]
     say(f"throughput: {', '.join(models)} ...")
     timed = ws.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), *models,

@@ -1,5 +1,5 @@
 """Where things are: the repository root (its params.yaml, dvc.yaml, pipeline/, conf/), and
-the pipeline's stages and lock entries across its two pipeline files."""
+the pipeline's stages and lock entries across its pipeline files."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.dvcfiles import pipeline_files
+
 ROOT = Path(__file__).resolve().parents[2]
-# dvc.yaml, and check/dvc.yaml: the always-run `check` stage with a lock file of its own.
-PIPELINE_FILES = ("dvc.yaml", "check/dvc.yaml")
+# dvc.yaml (the report) and stages/<stage>/dvc.yaml, each with its lock (pipeline/dvcfiles.py).
+PIPELINE_FILES = tuple(pipeline_files(ROOT))
 
 
 def dvc_stages(root: Path = ROOT) -> dict[str, dict]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.params import pipeline_params
+from pipeline.dvcfiles import target
 from pipeline.scaffold import scaffold
 
 AUDIT = Path(__file__).resolve().parent / "audit"  # sitecustomize: files each stage opens
@@ -52,15 +53,26 @@ def dvc(project: Path, env: dict[str, str], *args: str, check: bool = True,
     return result
 
 
+def stage_target(name: str) -> str:
+    """What DVC takes for a stage named as `dvc repro` prints it: 'train@imdb_dense' is
+    'stages/train/dvc.yaml:train@imdb_dense' (pipeline/dvcfiles.py); options pass as they are."""
+    if name.startswith("-") or ":" in name:
+        return name
+    stage, _, item = name.partition("@")
+    return target(stage, item or None)
+
+
 def repro(project: Path, env: dict[str, str], *targets: str) -> tuple[str, float]:
-    """`dvc repro --glob <targets>` (default: the data stages); (output, seconds)."""
+    """`dvc repro --glob <targets>` (stage names, e.g. 'train@imdb_dense'; default: the data
+    stages); (output, seconds)."""
     started = time.perf_counter()
-    result = dvc(project, env, "repro", "--glob", *(targets or ("prepare@*",)))
+    wanted = [stage_target(t) for t in targets] or [stage_target("prepare@*")]
+    result = dvc(project, env, "repro", "--glob", *wanted)
     return result.stdout + result.stderr, time.perf_counter() - started
 
 
 def ran(output: str) -> set[str]:
-    """The stages `dvc repro` ran, by name ('check/dvc.yaml:check' is 'check')."""
+    """The stages `dvc repro` ran, by name ('stages/check/dvc.yaml:check' is 'check')."""
     return {name.rsplit(":", 1)[-1] for name in re.findall(r"Running stage '([^']+)'", output)}
 
 
