@@ -9,9 +9,13 @@ written or trained. All of pipeline/preflight.py runs: the settings' own rules, 
 what Keras and scikit-learn say about every model and baseline option, with the
 data as last prepared (folds against rows, the model built on its input shape).
 
-Asking Keras costs a TensorFlow import (~9 s here), so the checks run only when the
+Asking Keras costs a TensorFlow import (~6-9 s here), so the checks run only when the
 settings, the checking code, the libraries or the prepared data changed since the last
 pass (data/check.json remembers its fingerprint); otherwise this stage takes ~0.3 s.
+After a change, Keras is asked only about the models whose own settings, dataset settings
+or prepared data changed (data/check.json keeps a fingerprint per model): editing one
+model's learning rate builds that model alone, and a change that reaches no model (the
+baseline's options, the download mirrors) imports no TensorFlow at all.
 
 It also asks an http(s) tracking server whether it answers (stages would log there),
 and then probes: a dataset on stand-in data whose real source answers again gets a new
@@ -20,11 +24,14 @@ value in data/probe.json, so its download stage reruns and fetches it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 from importlib.metadata import version
 from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
 
 from pipeline import cli, facts, layout, lineage, preflight, tracking, validate
 from pipeline.config import load_params
@@ -34,15 +41,40 @@ from pipeline.sources import probe
 log = logging.getLogger("pipeline.check")
 
 
+@functools.cache
+def _checker() -> dict:
+    """The checking code and libraries: the same facts under other code may not pass."""
+    return {"code": lineage.code_digest("pipeline.check"),
+            "libraries": [version(p) for p in ("keras", "tensorflow-cpu", "scikit-learn")]}
+
+
+def _digest(facts_of_it: dict) -> str:
+    blob = json.dumps({**facts_of_it, **_checker()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def fingerprint(text: str, manifests: dict[str, dict | None]) -> str:
     """Same settings, checking code, libraries and data: every check would pass again."""
-    blob = json.dumps({
-        "params": text,
-        "code": lineage.code_digest("pipeline.check"),
-        "libraries": [version(p) for p in ("keras", "tensorflow-cpu", "scikit-learn")],
-        "data": manifests,
-    }, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return _digest({"params": text, "data": manifests})
+
+
+def model_fingerprints(params: DictConfig, manifests: dict[str, dict | None]) -> dict[str, str]:
+    """{model: what its Keras check reads}: its own entry, its dataset's and that data's
+    facts. The same fingerprint as at the last pass: Keras would say the same again."""
+    def plain(node) -> object:
+        return OmegaConf.to_container(node, resolve=True)
+
+    return {name: _digest({"model": plain(model), "dataset": plain(params.datasets[model.dataset]),
+                           "data": manifests.get(model.dataset)})
+            for name, model in params.models.items()}
+
+
+def _memo(check_file: Path) -> dict:
+    try:
+        memo = json.loads(check_file.read_text())
+    except (OSError, ValueError):
+        return {}
+    return memo if isinstance(memo, dict) else {}
 
 
 def _quick_read(text: str) -> dict | None:
@@ -83,20 +115,22 @@ def check(params_path: Path, data_dir: Path, check_file: Path, probe_file: Path)
     manifests = {name: layout.manifest_or_none(layout.prepared_dir(data_dir, name))
                  for name in names}
     key = fingerprint(text, manifests)
-    try:
-        passed = json.loads(check_file.read_text()).get("passed")
-    except (OSError, ValueError):
-        passed = None
+    memo = _memo(check_file)
     params = raw
-    if raw is None or passed != key:  # something changed: every check, from the top
+    if raw is None or memo.get("passed") != key:  # something changed: check from the top
         params = load_params(params_path)
         rebuilt = dry_builds(params, data_dir, manifests)
-        preflight.check_all(params, {**manifests, **rebuilt})
-        write_json(check_file, {"passed": key})
-        log.info("check: params.yaml is valid (%d datasets%s, %d models checked with Keras "
-                 "and scikit-learn)", len(params.datasets),
+        facts_now = {**manifests, **rebuilt}
+        models = model_fingerprints(params, facts_now)
+        before = memo.get("models") if isinstance(memo.get("models"), dict) else {}
+        changed = [name for name, digest in models.items() if before.get(name) != digest]
+        preflight.check_all(params, facts_now, only=changed)  # the rest as it was: passed
+        write_json(check_file, {"passed": key, "models": models})
+        log.info("check: params.yaml is valid (%d datasets%s; %s checked with Keras, the "
+                 "baseline with scikit-learn)", len(params.datasets),
                  f", {', '.join(rebuilt)} built without writing" if rebuilt else "",
-                 len(params.models))
+                 f"{len(changed)} of {len(models)} models" if len(changed) < len(models)
+                 else f"all {len(models)} models")
 
     tracking.ping((params.get("tracking") or {}).get("uri"))  # stages that log need it
     status = probe(params, data_dir)  # the validated params, or the same text read fast

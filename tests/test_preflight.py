@@ -112,3 +112,36 @@ def test_the_project_params_pass_every_check():
         "fashion_mnist": facts(params, "fashion_mnist", 48000, [28, 28]),
         "mnist": facts(params, "mnist", 3600, [28, 28]),
     })
+
+
+def test_check_asks_keras_only_about_the_models_a_change_reaches(tmp_path, monkeypatch):
+    """The `check` stage's memo (data/check.json): unchanged settings check nothing again,
+    one model's learning rate rebuilds that model alone, a dataset setting its models, and a
+    change no model reads (the baseline's options) builds none."""
+    import yaml
+
+    from pipeline import check, preflight
+
+    built: list[str] = []
+    monkeypatch.setattr(preflight, "check_model", lambda name, *_: built.append(name))
+    params_file, data = tmp_path / "params.yaml", tmp_path / "data"
+    data.mkdir()
+
+    def run(*edits) -> list[str]:
+        raw = broken(lambda _: None)
+        for edit in edits:
+            edit(raw)
+        params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+        built.clear()
+        check.check(params_file, data, data / "check.json", data / "probe.json")
+        return sorted(built)
+
+    everything = sorted(load_params(ROOT / "params.yaml").models)
+    lr = put(f"{M}.optimizer.learning_rate", 0.0009)
+    assert run() == everything
+    assert run() == []  # nothing changed: the ~0.3 s path
+    assert run(lr) == ["imdb_dense"]
+    assert run(lr, put(f"{D}.load.num_words", 9000)) == ["imdb_dense"]
+    assert run(lr, put(f"{D}.load.num_words", 9000), put("baseline.cv_folds", 4)) == []
+    (data / "check.json").write_text("{not json")  # a damaged memo: everything again
+    assert run(lr) == everything
