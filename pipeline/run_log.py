@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.dvcfiles import PROJECT_FILE, STAGES_DIR
 from pipeline.layout import UPSTREAM_KINDS, data_label
 
 BATCH = 100  # MLflow's limit of params per log_batch call (metrics: 1000)
@@ -39,10 +40,12 @@ def flatten(data: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
-# What a result comes from: the code, its configuration and the locked environment. The
-# files the pipeline writes itself (dvc.lock, results/, reports/) are not: a run that
-# rewrote them, as every `dvc repro` does, did not come from a modified checkout.
-SOURCES = ("pipeline", "conf", "params.yaml", "dvc.yaml", "pyproject.toml", "uv.lock")
+# What a result comes from: the code, its configuration, the pipeline files (git pathspecs:
+# stages/<stage>/dvc.yaml, not the lock beside it) and the locked environment. The files the
+# pipeline writes itself (the lock files, results/, reports/) are not: a run that rewrote
+# them, as every `dvc repro` does, did not come from a modified checkout.
+SOURCES = ("pipeline", "conf", "params.yaml", PROJECT_FILE,
+           f":(glob){STAGES_DIR}/*/{PROJECT_FILE}", "pyproject.toml", "uv.lock")
 
 
 def git_tags(root: Path | None = None) -> dict[str, str]:

@@ -668,13 +668,14 @@ def test_git_dirty_means_the_code_or_configuration_changed(tmp_path):
                        env={**os.environ, **GIT_USER})
 
     for name in ("params.yaml", "dvc.lock", "results/imdb/imdb_dense/metrics.json",
-                 "pipeline/train.py"):
+                 "pipeline/train.py", "stages/train/dvc.yaml", "stages/train/dvc.lock"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("1\n")
     git("init", "-q")
     git("add", "-A")
     git("commit", "-qm", "clone")
     (tmp_path / "dvc.lock").write_text("2\n")  # what dvc repro writes
+    (tmp_path / "stages/train/dvc.lock").write_text("2\n")
     (tmp_path / "results/imdb/imdb_dense/metrics.json").write_text("2\n")
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports/report.md").write_text("new\n")
@@ -682,6 +683,9 @@ def test_git_dirty_means_the_code_or_configuration_changed(tmp_path):
     (tmp_path / "params.yaml").write_text("2\n")
     assert git_tags(tmp_path)["git_dirty"] == "true"
     git("checkout", "params.yaml")
+    (tmp_path / "stages/train/dvc.yaml").write_text("2\n")  # a pipeline file: what runs
+    assert git_tags(tmp_path)["git_dirty"] == "true"
+    git("checkout", "stages/train/dvc.yaml")
     (tmp_path / "pipeline/new_module.py").write_text("x = 1\n")  # untracked code counts too
     assert git_tags(tmp_path)["git_dirty"] == "true"
 
