@@ -256,11 +256,15 @@ def check_sweep(arguments: list[str], data_dir: Path = layout.DATA,
 
 def _candidates(swept: list[Override], first: list[str]
                 ) -> tuple[list[tuple[str, DictConfig]], ConfigError | None]:
-    """Every candidate value's override and params, in order, up to the first whose params
-    don't compose (then also its error)."""
+    """Every candidate value's override and params, in order, up to the first that doesn't
+    compose (then also its error: it stands if no candidate before it fails its checks)."""
     candidates = []
     for override in swept:
-        for value in candidate_values(override):
+        try:
+            values = candidate_values(override)
+        except ConfigError as err:
+            return candidates, err
+        for value in values:
             line = _single(override, value)
             others = [a for a in first if not a.startswith(override.key_or_group + "=")]
             try:

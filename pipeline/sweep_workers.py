@@ -52,7 +52,9 @@ def warm_worker() -> int:
     import pipeline.live
     import pipeline.training
     import pipeline.trials  # noqa: F401
+    from pipeline.console import setup_logging
 
+    setup_logging()  # Keras' notes on each candidate model it checks stay quiet, as in trials
     keep_worker()
     return os.getpid()
 
@@ -80,11 +82,9 @@ def check_chunk(model: str, dataset: str, manifest: dict[str, Any],
     in order, up to the first refused. Returns this process's pid and the refusal as text:
     a ConfigError pickled back from a worker would lose its fields (loky rebuilds it from
     its message alone), the text is what the parent's one-line error shows."""
-    from pipeline.console import setup_logging
     from pipeline.preflight import check_all
     from pipeline.sweep_plan import plain
 
-    setup_logging()  # a worker's Keras notes on each model it builds stay quiet, as in trials
     for line, params in candidates:
         try:
             check_all(params, {dataset: manifest}, only=[model], baseline=False)
