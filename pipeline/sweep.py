@@ -9,7 +9,9 @@
 A trial's config is params.yaml plus the overrides (the keys `dvc exp run -S` takes), typed
 by pipeline/schema.py; conf/ only adds sweep options, search spaces and launchers. Before
 Hydra starts anything, every value a trial may get is composed and checked
-(pipeline/sweep_plan.py): a mistake is one line, with no parent run and no trial. Trials
+(pipeline/sweep_plan.py; on the joblib launcher, the models are built by its workers while
+this process never imports TensorFlow: pipeline/sweep_workers.py): a mistake is one line,
+with no parent run and no trial. Trials
 train on the data `dvc repro` prepared and are scored on the validation split. Then
 `python -m pipeline.promote <model>` writes the best trial into params.yaml.
 """
@@ -63,13 +65,13 @@ def sweep(argv: list[str], params: Path) -> None:
 
     from pipeline import sweep_record
     from pipeline.sweep_plan import check_sweep
-    from pipeline.sweep_workers import Warmup
+    from pipeline.sweep_workers import Workers
 
     register_params(params)
     arguments = overrides_of(argv)
-    workers = Warmup()  # parallel workers import TensorFlow while the checks run
+    workers = Workers()  # joblib's: they import TensorFlow and build the candidate models
     if arguments is not None:
-        check_sweep(arguments, on_launcher=workers.start)
+        check_sweep(arguments, workers=workers)
     workers.join()
     sys.argv = [sys.argv[0], *argv]
     try:

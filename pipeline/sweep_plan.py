@@ -5,15 +5,16 @@ and every value a trial may get, composed by Hydra and checked by pipeline/valid
 parent run, no trial, no MLflow call happens unless every candidate value of every
 swept key (both ends of an interval) composes (Hydra's compose API: unknown keys,
 wrong types, unknown config groups) and passes every check `dvc repro` would apply,
-Keras' included (pipeline/preflight.py). Errors are ConfigErrors that name the override.
+Keras' included (pipeline/preflight.py; on the joblib launcher, run by its workers:
+pipeline/sweep_workers.py). Errors are ConfigErrors that name the override.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, Transformer
@@ -22,6 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import layout, metrics
 from pipeline.config import compose, dataset_config, model_config
 from pipeline.errors import ConfigError, error_line
+
+if TYPE_CHECKING:
+    from pipeline.sweep_workers import Workers
 
 log = logging.getLogger("pipeline.sweep")
 
@@ -194,22 +198,25 @@ def _compose(arguments: list[str]) -> DictConfig:
             line = next((a for a in arguments
                          if key_parts(a.lstrip("+~").split("=")[0]) == key_parts(known.key)),
                         known.key)
-            raise ConfigError(f"sweep: {line}: {_plain(known)}") from None
+            raise ConfigError(f"sweep: {line}: {plain(known)}") from None
         text = error_line(err)
         raise ConfigError(f"sweep: {text[:300]}. Fix: check the key and value against "
                           "params.yaml (the keys `dvc exp run -S` takes) and conf/") from None
 
 
 def check_sweep(arguments: list[str], data_dir: Path = layout.DATA,
-                on_launcher: Callable[[DictConfig], None] | None = None) -> tuple[Plan, int]:
+                workers: Workers | None = None) -> tuple[Plan, int]:
     """Check the whole sweep before it starts; returns (plan, number of trials).
-    `on_launcher(config)` runs as soon as the launcher is checked, before the slow checks
-    (each candidate model built by Keras): parallel workers start there.
+    The parent composes every candidate's params (Hydra); the slow checks (each candidate
+    model built by Keras) run on the joblib launcher's warmed workers, started as soon as
+    the launcher is known (pipeline/sweep_workers.py), else here.
 
     Must run after `sweep.register_params` (the params.yaml node Hydra composes from)."""
     from hydra import initialize_config_dir
 
-    from pipeline.preflight import check_all
+    from pipeline.sweep_workers import Workers
+
+    workers = workers or Workers()
 
     overrides = parse(arguments)
     for override in overrides:
@@ -229,27 +236,42 @@ def check_sweep(arguments: list[str], data_dir: Path = layout.DATA,
         try:
             base_params = params_of(base)  # params.yaml with the first value of each override
         except ConfigError as err:
-            raise ConfigError(f"sweep: {_override_for(err.key, first)}: {_plain(err)}") from None
+            raise ConfigError(f"sweep: {_override_for(err.key, first)}: {plain(err)}") from None
         plan = make_plan(base.sweep, base_params, [o.key_or_group for o in swept])
         total = count_trials(base, swept)
         check_launcher(base)
-        if on_launcher is not None:
-            on_launcher(base)
+        workers.start(base)
         manifest = layout.manifest_or_none(layout.prepared_dir(data_dir, plan.dataset))
         if manifest is None:
             raise ConfigError(f"sweep: {plan.dataset} is not prepared. Fix: run `dvc repro "
                               f"prepare@{plan.dataset}` first (trials reuse the prepared data)")
-        for override in swept:
-            for value in candidate_values(override):
-                line = _single(override, value)
-                others = [a for a in first if not a.startswith(override.key_or_group + "=")]
-                try:
-                    params = params_of(_compose([*others, line]))
-                    check_all(params, {plan.dataset: manifest}, only=[plan.model],
-                              baseline=False)
-                except ConfigError as err:
-                    raise ConfigError(f"sweep: {line}: {_plain(err)}") from None
+        candidates, refused = _candidates(swept, first)
+    refusal = workers.check(plan.model, plan.dataset, manifest, candidates)
+    if refusal is not None:  # before `refused`: it comes earlier in the candidates' order
+        raise ConfigError(f"sweep: {refusal[0]}: {refusal[1]}")
+    if refused is not None:
+        raise refused
     return plan, total
+
+
+def _candidates(swept: list[Override], first: list[str]
+                ) -> tuple[list[tuple[str, DictConfig]], ConfigError | None]:
+    """Every candidate value's override and params, in order, up to the first that doesn't
+    compose (then also its error: it stands if no candidate before it fails its checks)."""
+    candidates = []
+    for override in swept:
+        try:
+            values = candidate_values(override)
+        except ConfigError as err:
+            return candidates, err
+        for value in values:
+            line = _single(override, value)
+            others = [a for a in first if not a.startswith(override.key_or_group + "=")]
+            try:
+                candidates.append((line, params_of(_compose([*others, line]))))
+            except ConfigError as err:
+                return candidates, ConfigError(f"sweep: {line}: {plain(err)}")
+    return candidates, None
 
 
 def _override_for(key: str | None, arguments: list[str]) -> str:
@@ -268,7 +290,7 @@ def _single(override: Override, value: str) -> str:
     return f"{override.get_key_element()}={value}"
 
 
-def _plain(err: ConfigError) -> str:
+def plain(err: ConfigError) -> str:
     """The error without its params.yaml origin: the override is the origin here."""
     if err.key is None:
         return str(err)

@@ -1,10 +1,13 @@
-"""Parallel trials' workers, started while the sweep is still being checked.
+"""Parallel trials' workers, started while the sweep is still being checked, and the checks
+of its candidate models, run on them.
 
 The joblib launcher runs trials in loky worker processes, and each worker imports
 TensorFlow, Keras and MLflow (~10-20 s on 2 cores) before its first trial. Started only
-when Hydra launches, that start-up follows the parent's own checks (which build every
-candidate model, so the parent pays the same imports). Started here, as soon as the
-launcher is known, it runs alongside them. loky's executor is reusable: the launcher's
+when Hydra launches, that start-up would follow the sweep's checks. Started here, as soon
+as the launcher is known, it runs while the parent composes every candidate's params; the
+workers then build the candidate models with Keras (`check_chunk`, one chunk each), so
+the parent never imports TensorFlow (tested) and, while it waits, imports only what its
+parent run needs (MLflow). loky's executor is reusable: the launcher's
 `Parallel(n_jobs, backend="loky")` takes these warmed workers (same pids, tested), and
 each then pays per trial only what differs between trials, for the whole sweep (see
 `keep_worker`).
@@ -14,14 +17,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from pipeline.errors import ConfigError
 
 log = logging.getLogger("pipeline.sweep")
 JOBLIB = "hydra_plugins.hydra_joblib_launcher"
 LEAK_GUARD = "_USE_PSUTIL"  # loky's worker loop checks its memory after each task if true
+Candidate = tuple[str, DictConfig]  # (the override, the trial's params with it)
+Refusal = tuple[str, str]  # (the override, why its params were refused, one line)
 
 
 def workers_wanted(config: DictConfig) -> int:
@@ -43,7 +52,9 @@ def warm_worker() -> int:
     import pipeline.live
     import pipeline.training
     import pipeline.trials  # noqa: F401
+    from pipeline.console import setup_logging
 
+    setup_logging()  # Keras' notes on each candidate model it checks stay quiet, as in trials
     keep_worker()
     return os.getpid()
 
@@ -65,12 +76,50 @@ def keep_worker() -> None:
         setattr(process_executor, LEAK_GUARD, False)
 
 
-class Warmup:
-    """Start the workers in a background thread; `join` before the launcher needs them."""
+def check_chunk(model: str, dataset: str, manifest: dict[str, Any],
+                candidates: list[Candidate]) -> tuple[int, Refusal | None]:
+    """Keras' and scikit-learn's checks (`preflight.check_all`) of each candidate's params,
+    in order, up to the first refused. Returns this process's pid and the refusal as text:
+    a ConfigError pickled back from a worker would lose its fields (loky rebuilds it from
+    its message alone), the text is what the parent's one-line error shows."""
+    from pipeline.preflight import check_all
+    from pipeline.sweep_plan import plain
+
+    for line, params in candidates:
+        try:
+            check_all(params, {dataset: manifest}, only=[model], baseline=False)
+        except ConfigError as err:
+            return os.getpid(), (line, plain(err))
+    return os.getpid(), None
+
+
+def parent_imports() -> None:
+    """What the parent run (pipeline/sweep_record.py) needs, imported while the workers
+    import TensorFlow and build the candidate models: otherwise it runs after them, alone.
+    A failure here is only a missed head start: the parent run's own imports report it."""
+    try:
+        import mlflow
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+
+        import pipeline.run_log
+        import pipeline.sweep_record
+        import pipeline.tracking  # noqa: F401
+    except Exception as err:
+        log.debug("sweep: importing MLflow early failed: %s", err)
+
+
+class Workers:
+    """The joblib launcher's workers: `start` warms them in a background thread (only for
+    2 or more), `check` runs the candidates' checks on them (or here, without them), `join`
+    before the launcher takes them."""
 
     def __init__(self) -> None:
         self.thread: threading.Thread | None = None
-        self.pids: list[int] = []
+        self.imports: threading.Thread | None = None
+        self.options: dict[str, Any] = {}  # Parallel's, as the launcher will pass them
+        self.jobs = 0
+        self.pids: list[int] = []  # the warmed workers'
+        self.checked_in: list[int] = []  # the processes that ran the candidates' checks
 
     def start(self, config: DictConfig) -> None:
         jobs = workers_wanted(config)
@@ -85,6 +134,7 @@ class Warmup:
         for key in ("pre_dispatch", "batch_size", "max_nbytes"):
             with contextlib.suppress(TypeError, ValueError):
                 options[key] = int(options[key]) if options.get(key) else options.get(key)
+        self.options, self.jobs = options, jobs
 
         def run() -> None:
             from joblib import Parallel, delayed
@@ -97,10 +147,47 @@ class Warmup:
         self.thread = threading.Thread(target=run, name="sweep-workers", daemon=True)
         self.thread.start()
 
-    def join(self) -> None:
+    def check(self, model: str, dataset: str, manifest: dict[str, Any],
+              candidates: list[Candidate]) -> Refusal | None:
+        """The first candidate, in order, that the checks refuse (None: all pass). On the
+        warmed workers, a contiguous chunk each, so the first refusal of the first chunk
+        that has one is the first overall; here if they couldn't be had or one died."""
+        if self.thread is not None and self.imports is None:
+            self.imports = threading.Thread(target=parent_imports, name="sweep-imports",
+                                            daemon=True)
+            self.imports.start()
+        self.join_warmup()
+        if self.pids and candidates:
+            from joblib import Parallel, delayed
+
+            size = math.ceil(len(candidates) / self.jobs)
+            try:
+                results = Parallel(**self.options)(
+                    delayed(check_chunk)(model, dataset, manifest, candidates[i:i + size])
+                    for i in range(0, len(candidates), size))
+            except Exception as err:  # e.g. a worker killed: loky raises, never hangs
+                log.debug("sweep: checking on the workers failed: %s", err)
+            else:
+                self.checked_in = sorted({pid for pid, _ in results})
+                self.join_imports()
+                return next((refusal for _, refusal in results if refusal), None)
+        self.join_imports()
+        pid, refusal = check_chunk(model, dataset, manifest, candidates)
+        self.checked_in = [pid]
+        return refusal
+
+    def join_warmup(self) -> None:
         if self.thread is not None:
             self.thread.join()
-            if self.pids:
-                log.info("sweep: %d workers ready (pids %s), their imports done while the "
-                         "sweep was checked", len(set(self.pids)),
-                         ", ".join(map(str, sorted(set(self.pids)))))
+
+    def join_imports(self) -> None:
+        """Before going on: no import is left half-done in a thread if the sweep stops."""
+        if self.imports is not None:
+            self.imports.join()
+
+    def join(self) -> None:
+        self.join_warmup()
+        if self.pids:
+            log.info("sweep: %d workers ready (pids %s), their imports done while the "
+                     "sweep was checked", len(set(self.pids)),
+                     ", ".join(map(str, sorted(set(self.pids)))))

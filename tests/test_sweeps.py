@@ -358,6 +358,10 @@ def parents(project) -> list:
      "ERROR hydra.sweeper.n_trials: 0; expected 1 or more"),
     ([f"models.{MODEL}.epochs=glob(*)"], f"ERROR sweep: models.{MODEL}.epochs=glob(*): glob() "
      "picks config group options"),
+    (["launcher=joblib", f"models.{MODEL}.loss=sparse_categorical_crossentropy,"
+      "sparse_categorical_crossentropyy"], f"ERROR sweep: models.{MODEL}.loss="
+     f"sparse_categorical_crossentropyy: models.{MODEL}.loss: 'sparse_categorical_"
+     "crossentropyy' is not a Keras loss"),
     (["launcher=joblib", "hydra.launcher.n_jobs=0", f"{LR}=0.01,0.1"],
      "ERROR hydra.launcher.n_jobs: 0; expected a number of workers"),
     (["launcher=ray", "hydra.launcher.ray.init.address=127.0.0.1:1", f"{LR}=0.01,0.1"],
@@ -365,7 +369,8 @@ def parents(project) -> list:
     ([f"{LR}=0.0,0.1"], f"ERROR sweep: {LR}=0.0: models.{MODEL}.optimizer.learning_rate: 0.0 "
      "is not a learning rate"),
 ], ids=["loss typo in a choice", "unknown key", "unknown search space", "unknown launcher",
-        "reversed interval", "no trials", "glob", "no workers", "no Ray cluster",
+        "reversed interval", "no trials", "glob", "refused on the joblib workers",
+        "no workers", "no Ray cluster",
         "a bad first value names the override"])
 def test_a_bad_value_stops_the_sweep_in_one_line_before_any_run(project, args, says):
     before = len(parents(project))
@@ -436,6 +441,55 @@ def test_promote_writes_values_in_place_and_refuses_what_it_cannot():
                        "+     early_stopping: null"], changed
     with pytest.raises(ConfigError, match=r"momentum is not in params\.yaml.*by hand"):
         apply_overrides(text, [f"++models.{MODEL}.optimizer.momentum=0.1"])
+
+
+CHECK_ON_WORKERS = """
+import json, os, sys
+from pathlib import Path
+from pipeline.errors import ConfigError
+from pipeline.sweep import register_params
+from pipeline.sweep_plan import check_sweep
+from pipeline.sweep_workers import Workers
+
+register_params(Path("params.yaml"))
+out = {"parent": os.getpid()}
+for name, arguments in json.loads(sys.argv[1]).items():
+    workers = Workers()
+    try:
+        out[name] = {"trials": check_sweep(arguments, workers=workers)[1]}
+    except ConfigError as err:
+        out[name] = {"error": str(err)}
+    workers.join()
+    out[name].update(warmed=workers.pids, checked_in=workers.checked_in, imported=sorted(
+        m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")))
+print(json.dumps(out))
+"""
+
+
+def test_a_joblib_sweep_builds_its_candidates_on_the_warmed_workers(project):
+    """The parent composes every candidate's params; the warmed workers build the models
+    with Keras, a chunk each, and the parent never imports TensorFlow or Keras. Both chunks
+    refuse a value here: the error names the first in the command line's order, in the
+    very words of the basic launcher's check in the parent."""
+    path, env = project
+    bad = f"models.{MODEL}.layers.2.rate=0.3,1.5,2.5"  # chunks [0.3, 1.5] and [2.5]
+    runs = {"good": ["launcher=joblib", f"{LR}=0.001,0.01,0.1"], "bad": ["launcher=joblib", bad],
+            "basic": [bad]}
+    result = subprocess.run([sys.executable, "-c", CHECK_ON_WORKERS, json.dumps(runs)],
+                            cwd=path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    warmed = set(out["good"]["warmed"])
+    assert len(warmed) == 2 and out["parent"] not in warmed
+    for name in ("good", "bad"):  # the second check found the same executor, its workers warm
+        assert out[name]["imported"] == [], out  # not even Keras: the workers did it all
+        assert set(out[name]["warmed"]) <= warmed, out
+        assert set(out[name]["checked_in"]) <= warmed and out[name]["checked_in"], out
+    assert out["good"]["trials"] == 3
+    assert out["bad"]["error"].startswith(f"sweep: models.{MODEL}.layers.2.rate=1.5: "
+                                          f"models.{MODEL}.layers[2]: Keras refuses it")
+    assert out["bad"]["error"] == out["basic"]["error"]
+    assert out["basic"]["checked_in"] == [out["parent"]] and out["basic"]["imported"]
 
 
 def test_only_a_parallel_joblib_sweep_starts_workers_early():
