@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline import layout, metrics
 from pipeline.config import compose, dataset_config, model_config
+from pipeline.dvcfiles import target
 from pipeline.errors import ConfigError, error_line
 
 if TYPE_CHECKING:
@@ -244,7 +245,8 @@ def check_sweep(arguments: list[str], data_dir: Path = layout.DATA,
         manifest = layout.manifest_or_none(layout.prepared_dir(data_dir, plan.dataset))
         if manifest is None:
             raise ConfigError(f"sweep: {plan.dataset} is not prepared. Fix: run `dvc repro "
-                              f"prepare@{plan.dataset}` first (trials reuse the prepared data)")
+                              f"{target('prepare', plan.dataset)}` first (trials reuse the "
+                              "prepared data)")
         candidates, refused = _candidates(swept, first)
     refusal = workers.check(plan.model, plan.dataset, manifest, candidates)
     if refusal is not None:  # before `refused`: it comes earlier in the candidates' order
