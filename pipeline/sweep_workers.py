@@ -42,18 +42,21 @@ def workers_wanted(config: DictConfig) -> int:
     return (os.cpu_count() or 1) if jobs == -1 else jobs
 
 
-def warm_worker() -> int:
-    """In a worker: import what every trial needs, without starting TensorFlow's runtime
-    (a trial still sets its thread count first: pipeline/trials.py). Returns its pid."""
+def warm_worker(sweep: dict[str, Any]) -> int:
+    """In a worker: import what every trial needs, and give TensorFlow this worker's share
+    of the cores (`sweep`: the sweep options) before anything starts its runtime: the
+    candidates' checks here do, and the thread counts can't change after that. Returns its
+    pid."""
     import keras  # noqa: F401
     import mlflow  # noqa: F401
     import tensorflow  # noqa: F401
 
     import pipeline.live
-    import pipeline.training
-    import pipeline.trials  # noqa: F401
+    import pipeline.training  # noqa: F401
     from pipeline.console import setup_logging
+    from pipeline.trials import prepare_tensorflow
 
+    prepare_tensorflow(OmegaConf.create(sweep))
     setup_logging()  # Keras' notes on each candidate model it checks stay quiet, as in trials
     keep_worker()
     return os.getpid()
@@ -135,12 +138,13 @@ class Workers:
             with contextlib.suppress(TypeError, ValueError):
                 options[key] = int(options[key]) if options.get(key) else options.get(key)
         self.options, self.jobs = options, jobs
+        sweep = OmegaConf.to_container(config.sweep, resolve=True)
 
         def run() -> None:
             from joblib import Parallel, delayed
 
             try:
-                self.pids = Parallel(**options)(delayed(warm_worker)() for _ in range(jobs))
+                self.pids = Parallel(**options)(delayed(warm_worker)(sweep) for _ in range(jobs))
             except Exception as err:  # the launcher starts its own workers as it would have
                 log.debug("sweep: warming the workers failed: %s", err)
 

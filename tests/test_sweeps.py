@@ -462,6 +462,15 @@ for name, arguments in json.loads(sys.argv[1]).items():
     workers.join()
     out[name].update(warmed=workers.pids, checked_in=workers.checked_in, imported=sorted(
         m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")))
+    if workers.pids:
+        last = workers
+
+def threads():
+    import tensorflow as tf
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
+from joblib import Parallel, delayed
+out["threads"] = Parallel(**last.options)(delayed(threads)() for _ in range(2))
 print(json.dumps(out))
 """
 
@@ -490,6 +499,8 @@ def test_a_joblib_sweep_builds_its_candidates_on_the_warmed_workers(project):
                                           f"models.{MODEL}.layers[2]: Keras refuses it")
     assert out["bad"]["error"] == out["basic"]["error"]
     assert out["basic"]["checked_in"] == [out["parent"]] and out["basic"]["imported"]
+    # The workers' TensorFlow got its share of the cores before the checks started it.
+    assert out["threads"] == [max(1, (os.cpu_count() or 1) // 2)] * 2, out
 
 
 def test_only_a_parallel_joblib_sweep_starts_workers_early():
