@@ -55,8 +55,8 @@ def dvc(project: Path, env: dict[str, str], *args: str, check: bool = True,
 
 def stage_target(name: str) -> str:
     """What DVC takes for a stage named as `dvc repro` prints it: 'train@imdb_dense' is
-    'stages/train/dvc.yaml:train@imdb_dense' (pipeline/dvcfiles.py); options pass as they are,
-    and so does '*': every stage of dvc.yaml, the report, so with all it depends on."""
+    'stages/train/dvc.yaml:train@imdb_dense' (pipeline/dvcfiles.py). Options pass as they
+    are, and so does '*': the stages of dvc.yaml (the report), with all they depend on."""
     if name.startswith("-") or ":" in name or name == "*":
         return name
     stage, _, item = name.partition("@")
