@@ -12,10 +12,12 @@ data as last prepared (folds against rows, the model built on its input shape).
 Asking Keras costs a TensorFlow import (~6-9 s here), so the checks run only when the
 settings, the checking code, the libraries or the prepared data changed since the last
 pass (data/check.json remembers its fingerprint); otherwise this stage takes ~0.3 s.
-After a change, Keras is asked only about the models whose own settings, dataset settings
-or prepared data changed (data/check.json keeps a fingerprint per model): editing one
-model's learning rate builds that model alone, and a change that reaches no model (the
-baseline's options, the download mirrors) imports no TensorFlow at all.
+After a change, every rule of validate.py and every rows-and-folds check runs again, but
+Keras is asked only about the models whose part of the settings Keras reads changed (their
+layers, optimizer, loss and metrics, their dataset's task, classes and data; data/check.json
+keeps a fingerprint per model), and scikit-learn only when the baseline's options did.
+Editing a learning rate, epochs or a batch size (validate.py checks those in full) imports
+neither TensorFlow nor scikit-learn; editing a model's layers builds that model alone.
 
 It also asks an http(s) tracking server whether it answers (stages would log there),
 and then probes: a dataset on stand-in data whose real source answers again gets a new
@@ -39,6 +41,7 @@ from pipeline.files import write_json
 from pipeline.sources import probe
 
 log = logging.getLogger("pipeline.check")
+SKLEARN = "baseline (scikit-learn)"  # its entry among the models' in data/check.json
 
 
 @functools.cache
@@ -58,15 +61,38 @@ def fingerprint(text: str, manifests: dict[str, dict | None]) -> str:
     return _digest({"params": text, "data": manifests})
 
 
-def model_fingerprints(params: DictConfig, manifests: dict[str, dict | None]) -> dict[str, str]:
-    """{model: what its Keras check reads}: its own entry, its dataset's and that data's
-    facts. The same fingerprint as at the last pass: Keras would say the same again."""
-    def plain(node) -> object:
-        return OmegaConf.to_container(node, resolve=True)
+# What models.check_model (through preflight.check_all) hands Keras; training reads the rest
+# (epochs, batch size, K-fold, early stopping), the check doesn't. tests/test_preflight.py
+# holds check_model to these keys.
+KERAS_READS = {"model": ("dataset", "layers", "optimizer", "loss", "metrics"),
+               "dataset": ("task", "classes", "load", "preprocess")}
+SKLEARN_READS = ("classifier", "regressor")  # of `baseline:` (facts.check_baseline_options)
 
-    return {name: _digest({"model": plain(model), "dataset": plain(params.datasets[model.dataset]),
-                           "data": manifests.get(model.dataset)})
-            for name, model in params.models.items()}
+
+def _plain(node) -> object:
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def keras_reads(model: DictConfig, ds: DictConfig) -> dict:
+    """The settings Keras is asked about for `model`. A learning rate counts by its type
+    only: validate.py has already held a number to (0, MAX_LEARNING_RATE], and every Keras
+    optimizer takes any float there (but refuses an int), so a new value of the same type
+    can't change Keras' answer."""
+    entry = {key: _plain(model.get(key)) for key in KERAS_READS["model"]}
+    rate = entry["optimizer"].get("learning_rate")
+    if isinstance(rate, int | float) and not isinstance(rate, bool):
+        entry["optimizer"]["learning_rate"] = type(rate).__name__
+    return {"model": entry, "dataset": {key: _plain(ds.get(key)) for key in KERAS_READS["dataset"]}}
+
+
+def part_fingerprints(params: DictConfig, manifests: dict[str, dict | None]) -> dict[str, str]:
+    """{model: what its Keras check reads}, and {"baseline (scikit-learn)": what scikit-learn
+    is asked}. The same fingerprint as at the last pass: the library would say the same."""
+    prints = {name: _digest({**keras_reads(model, params.datasets[model.dataset]),
+                             "data": manifests.get(model.dataset)})
+              for name, model in params.models.items()}
+    prints[SKLEARN] = _digest({key: _plain(params.baseline.get(key)) for key in SKLEARN_READS})
+    return prints
 
 
 def _memo(check_file: Path) -> dict:
@@ -121,16 +147,20 @@ def check(params_path: Path, data_dir: Path, check_file: Path, probe_file: Path)
         params = load_params(params_path)
         rebuilt = dry_builds(params, data_dir, manifests)
         facts_now = {**manifests, **rebuilt}
-        models = model_fingerprints(params, facts_now)
+        models = part_fingerprints(params, facts_now)
         before = memo.get("models") if isinstance(memo.get("models"), dict) else {}
         changed = [name for name, digest in models.items() if before.get(name) != digest]
-        preflight.check_all(params, facts_now, only=changed)  # the rest as it was: passed
+        keras = [name for name in changed if name != SKLEARN]
+        facts.check_rows(params, facts_now)  # rows and folds of every model: cheap, always
+        preflight.check_all(params, facts_now, only=keras, baseline=False)  # the rest passed
+        if SKLEARN in changed:
+            facts.check_baseline_options(params)
         write_json(check_file, {"passed": key, "models": models})
         log.info("check: params.yaml is valid (%d datasets%s; %s checked with Keras, the "
-                 "baseline with scikit-learn)", len(params.datasets),
+                 "baseline's options %s)", len(params.datasets),
                  f", {', '.join(rebuilt)} built without writing" if rebuilt else "",
-                 f"{len(changed)} of {len(models)} models" if len(changed) < len(models)
-                 else f"all {len(models)} models")
+                 f"{len(keras)} of {len(params.models)} models", "with scikit-learn"
+                 if SKLEARN in changed else "unchanged")
 
     tracking.ping((params.get("tracking") or {}).get("uri"))  # stages that log need it
     status = probe(params, data_dir)  # the validated params, or the same text read fast

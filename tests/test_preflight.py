@@ -115,15 +115,18 @@ def test_the_project_params_pass_every_check():
 
 
 def test_check_asks_keras_only_about_the_models_a_change_reaches(tmp_path, monkeypatch):
-    """The `check` stage's memo (data/check.json): unchanged settings check nothing again,
-    one model's learning rate rebuilds that model alone, a dataset setting its models, and a
-    change no model reads (the baseline's options) builds none."""
+    """The `check` stage's memo (data/check.json): unchanged settings check nothing again;
+    a change Keras doesn't read (a learning rate's value, epochs) asks it nothing, one
+    model's layers rebuild that model alone, a dataset setting its models; scikit-learn is
+    asked only when the baseline's options change. Every rule of validate.py and every
+    rows-and-folds check runs after any change."""
     import yaml
 
-    from pipeline import check, preflight
+    from pipeline import check, facts, preflight
 
-    built: list[str] = []
-    monkeypatch.setattr(preflight, "check_model", lambda name, *_: built.append(name))
+    asked: list[str] = []
+    monkeypatch.setattr(preflight, "check_model", lambda name, *_: asked.append(name))
+    monkeypatch.setattr(facts, "check_baseline_options", lambda _: asked.append("sklearn"))
     params_file, data = tmp_path / "params.yaml", tmp_path / "data"
     data.mkdir()
 
@@ -132,16 +135,62 @@ def test_check_asks_keras_only_about_the_models_a_change_reaches(tmp_path, monke
         for edit in edits:
             edit(raw)
         params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
-        built.clear()
+        asked.clear()
         check.check(params_file, data, data / "check.json", data / "probe.json")
-        return sorted(built)
+        return sorted(asked)
 
-    everything = sorted(load_params(ROOT / "params.yaml").models)
-    lr = put(f"{M}.optimizer.learning_rate", 0.0009)
+    everything = sorted([*load_params(ROOT / "params.yaml").models, "sklearn"])
+    lr, units = put(f"{M}.optimizer.learning_rate", 0.0009), put(f"{M}.layers.0.units", 8)
     assert run() == everything
     assert run() == []  # nothing changed: the ~0.3 s path
-    assert run(lr) == ["imdb_dense"]
-    assert run(lr, put(f"{D}.load.num_words", 9000)) == ["imdb_dense"]
-    assert run(lr, put(f"{D}.load.num_words", 9000), put("baseline.cv_folds", 4)) == []
+    assert run(lr) == []
+    assert run(lr, put(f"{M}.epochs", 3)) == []
+    assert run(lr, units) == ["imdb_dense"]
+    assert run(lr, units, put(f"{D}.load.num_words", 9000)) == ["imdb_dense"]
+    assert run(lr, units, put(f"{D}.load.num_words", 9000), put("baseline.cv_folds", 4)) == []
+    assert run(lr, put(f"{M}.optimizer.learning_rate", 1)) == ["imdb_dense"]  # int: refused
+    assert run(put("baseline.classifier.alpha", 0.001)) == ["imdb_dense", "sklearn"]
+    with pytest.raises(ConfigError, match=r"models.imdb_dense.optimizer.learning_rate"):
+        run(put(f"{M}.optimizer.learning_rate", -1.0))  # validate.py's rules: every time
     (data / "check.json").write_text("{not json")  # a damaged memo: everything again
-    assert run(lr) == everything
+    assert run() == everything
+
+
+def test_keras_check_reads_only_what_the_check_memo_fingerprints():
+    """check.keras_reads is what decides whether Keras is asked again: models.check_model
+    must read nothing else (struct mode: any other key raises), and any float learning rate
+    validate.py allows must pass every Keras optimizer alike (its value is left out)."""
+    pytest.importorskip("keras")
+    import inspect
+
+    import keras
+    from omegaconf import OmegaConf
+
+    from pipeline.check import keras_reads
+    from pipeline.models import _optimizer, check_model
+    from pipeline.validate import MAX_LEARNING_RATE
+
+    params = load_params(ROOT / "params.yaml")
+    shapes = {"imdb": ([10000], True), "reuters": ([10000], True), "boston_housing": ([13], False),
+              "fashion_mnist": ([28, 28], False), "mnist": ([28, 28], False)}
+    for name, model in params.models.items():
+        read = keras_reads(model, params.datasets[model.dataset])
+        read["model"]["optimizer"]["learning_rate"] = model.optimizer.learning_rate
+        only_model, only_ds = OmegaConf.create(read["model"]), OmegaConf.create(read["dataset"])
+        for node in (only_model, only_ds):
+            OmegaConf.set_struct(node, True)
+        shape, sparse = shapes[model.dataset]
+        check_model(name, only_model, only_ds, facts(params, model.dataset, 100, shape, sparse))
+
+    optimizers = [n for n, c in vars(keras.optimizers).items()
+                  if inspect.isclass(c) and issubclass(c, keras.optimizers.Optimizer)]
+    for optimizer in optimizers:
+        answers = set()
+        for rate in (1e-12, 0.001, 1.0, MAX_LEARNING_RATE):
+            cfg = OmegaConf.create({"optimizer": {"type": optimizer, "learning_rate": rate}})
+            try:
+                _optimizer("m", cfg)
+                answers.add("accepted")
+            except Exception as err:  # some refuse whatever the rate: the same each time
+                answers.add(f"{type(err).__name__}: {err}".replace(str(rate), "<rate>"))
+        assert len(answers) == 1, (optimizer, answers)
