@@ -9,7 +9,9 @@ and `kill` send) is handled like Ctrl-C, so runs and temp files are closed prope
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -173,6 +175,17 @@ def run_stage(main: Callable[[], None], params: Path | str | None = None) -> Non
 
     setup_logging()
     handle_sigterm()
+    # Exit handlers run last-registered first, so this one runs after all the others (MLflow
+    # ending its runs, logging's flush): with TensorFlow, MLflow and scikit-learn imported,
+    # the interpreter's teardown then spent 2.5-2.7 s collecting their objects before the
+    # process could end (measured after a small fit), 0.2 s with them frozen.
+    atexit.register(gc.freeze)
+    # Full collections (a pass over every object) rarely: importing TensorFlow, MLflow and
+    # scikit-learn builds millions of long-lived objects, and the default thresholds walked
+    # them again and again: those imports took 7.4 s instead of 10.0 s here (medians of 4).
+    # Young garbage is still collected as usual.
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 1000)
     log = logging.getLogger("pipeline")
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:

@@ -2,7 +2,7 @@
 
 DVC rewrites a pipeline file's whole lock file after every stage it runs (a YAML round
 trip: ~3 s for one 137 KB dvc.lock holding all 31 stages, measured), so each stage kind
-has a file and a lock of its own (17-33 KB). The project's dvc.yaml holds the last stage,
+has a file and a lock of its own (17-34 KB). The project's dvc.yaml holds the last stage,
 `report`: `dvc repro` without a target runs it and everything it depends on, in every file.
 
 A stage outside dvc.yaml is addressed with its file, `stages/train/dvc.yaml:train@imdb_dense`;

@@ -2,7 +2,7 @@
 
 `closure("pipeline.train")` follows every `import` of a project module, at module
 level or inside a function, transitively. It is what a DVC stage must list in its
-`deps` (tests/test_dag.py holds dvc.yaml to it), and `code_digest` of it is part of
+`deps` (tests/test_dag.py holds every pipeline file to it), and `code_digest` of it is part of
 every key that says "same inputs, same result": a sweep trial's, a kept training's,
 the check stage's. Change the code and the key changes with it.
 """

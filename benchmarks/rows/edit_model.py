@@ -46,6 +46,9 @@ def build(suite: Suite) -> list[Row]:
     changed = nudged(key, original)
     say(f"edit one model: bringing {model}'s outputs up to date first ...")
     suite.ws.repro()
+    # Once more, as in a loop already going: the first `check` ran before `prepare`, so it
+    # hasn't asked Keras about the models on their prepared data yet (the next one does).
+    suite.ws.repro()
     samples: list[dict[str, Any]] = []
     for r in range(suite.args.repeats):
         suite.ws.set(key, changed if r % 2 == 0 else original)
