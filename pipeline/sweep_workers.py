@@ -47,9 +47,6 @@ def warm_worker(sweep: dict[str, Any]) -> int:
     of the cores (`sweep`: the sweep options) before anything starts its runtime: the
     candidates' checks here do, and the thread counts can't change after that. Returns its
     pid."""
-    from pipeline.trials import collect_like_a_stage, prepare_tensorflow
-
-    collect_like_a_stage()  # before the imports, which it speeds up
     import keras  # noqa: F401
     import mlflow  # noqa: F401
     import tensorflow  # noqa: F401
@@ -57,6 +54,7 @@ def warm_worker(sweep: dict[str, Any]) -> int:
     import pipeline.live
     import pipeline.training  # noqa: F401
     from pipeline.console import setup_logging
+    from pipeline.trials import prepare_tensorflow
 
     prepare_tensorflow(OmegaConf.create(sweep))
     setup_logging()  # Keras' notes on each candidate model it checks stay quiet, as in trials

@@ -9,7 +9,6 @@ here, and the worst possible value for the sweeper; the sweep goes on.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import math
@@ -34,15 +33,6 @@ from pipeline.sweep_plan import (
 )
 
 log = logging.getLogger("pipeline.sweep")
-
-
-def collect_like_a_stage() -> None:
-    """The garbage-collection thresholds every stage process gets (pipeline/console.py
-    run_stage: full collections rarely, 1000 young ones apart), for trials in any launcher's
-    process, the basic launcher's own, a joblib or a Ray worker: the launchers' trials then
-    compare, and a worker's TensorFlow and MLflow imports take ~2.5 s less."""
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, 1000)
 
 
 def prepare_tensorflow(options: DictConfig) -> None:
@@ -109,7 +99,6 @@ def run_trial(cfg: DictConfig) -> float:
     number = int(hydra_cfg.job.num) if multirun else 0
     out_dir = Path(hydra_cfg.runtime.output_dir)
 
-    collect_like_a_stage()
     prepare_tensorflow(cfg.sweep)
     fresh_keras()  # after the thread settings: it may start TensorFlow's runtime
     prepared = layout.prepared_dir(root / layout.DATA, plan.dataset)
