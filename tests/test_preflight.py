@@ -149,6 +149,7 @@ def test_check_asks_keras_only_about_the_models_a_change_reaches(tmp_path, monke
     assert run(lr, units, put(f"{D}.load.num_words", 9000)) == ["imdb_dense"]
     assert run(lr, units, put(f"{D}.load.num_words", 9000), put("baseline.cv_folds", 4)) == []
     assert run(lr, put(f"{M}.optimizer.learning_rate", 1)) == ["imdb_dense"]  # int: refused
+    # imdb_dense again: its learning rate is back to a float
     assert run(put("baseline.classifier.alpha", 0.001)) == ["imdb_dense", "sklearn"]
     with pytest.raises(ConfigError, match=r"models.imdb_dense.optimizer.learning_rate"):
         run(put(f"{M}.optimizer.learning_rate", -1.0))  # validate.py's rules: every time
