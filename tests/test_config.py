@@ -301,6 +301,21 @@ def test_an_unexpected_error_is_one_line_and_the_switch_shows_the_traceback(tmp_
     assert loud.returncode == 1 and "Traceback" in loud.stderr
 
 
+def test_a_stage_process_collects_garbage_rarely_and_not_at_exit(tmp_path):
+    """run_stage (pipeline/console.py): full collections 1000 young ones apart, and every
+    object frozen after the other exit handlers ran, so the teardown doesn't walk them."""
+    script = tmp_path / "stage.py"
+    script.write_text("import atexit, gc\n"
+                      "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+                      "from pipeline.console import run_stage\n"
+                      "run_stage(lambda: print('threshold', gc.get_threshold()[2]))\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["threshold", "1000", "frozen", "True"], result.stdout
+
+
 @pytest.mark.parametrize("stage", ["check", "download", "prepare", "baseline", "train",
                                    "evaluate", "report", "predict", "promote", "seed_study"])
 def test_every_command_has_help(stage):
