@@ -33,7 +33,7 @@ import logging
 from importlib.metadata import version
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from pipeline import cli, facts, layout, lineage, preflight, tracking, validate
 from pipeline.config import load_params
@@ -69,20 +69,17 @@ KERAS_READS = {"model": ("dataset", "layers", "optimizer", "loss", "metrics"),
 SKLEARN_READS = ("classifier", "regressor")  # of `baseline:` (facts.check_baseline_options)
 
 
-def _plain(node) -> object:
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-
-
 def keras_reads(model: DictConfig, ds: DictConfig) -> dict:
     """The settings Keras is asked about for `model`. A learning rate counts by its type
     only: validate.py has already held a number to (0, MAX_LEARNING_RATE], and every Keras
     optimizer takes any float there (but refuses an int), so a new value of the same type
     can't change Keras' answer."""
-    entry = {key: _plain(model.get(key)) for key in KERAS_READS["model"]}
+    entry = {key: facts.plain(model.get(key)) for key in KERAS_READS["model"]}
     rate = entry["optimizer"].get("learning_rate")
     if isinstance(rate, int | float) and not isinstance(rate, bool):
         entry["optimizer"]["learning_rate"] = type(rate).__name__
-    return {"model": entry, "dataset": {key: _plain(ds.get(key)) for key in KERAS_READS["dataset"]}}
+    return {"model": entry,
+            "dataset": {key: facts.plain(ds.get(key)) for key in KERAS_READS["dataset"]}}
 
 
 def part_fingerprints(params: DictConfig, manifests: dict[str, dict | None]) -> dict[str, str]:
@@ -91,7 +88,7 @@ def part_fingerprints(params: DictConfig, manifests: dict[str, dict | None]) -> 
     prints = {name: _digest({**keras_reads(model, params.datasets[model.dataset]),
                              "data": manifests.get(model.dataset)})
               for name, model in params.models.items()}
-    prints[SKLEARN] = _digest({key: _plain(params.baseline.get(key)) for key in SKLEARN_READS})
+    prints[SKLEARN] = _digest({key: facts.plain(params.baseline.get(key)) for key in SKLEARN_READS})
     return prints
 
 
@@ -151,10 +148,8 @@ def check(params_path: Path, data_dir: Path, check_file: Path, probe_file: Path)
         before = memo.get("models") if isinstance(memo.get("models"), dict) else {}
         changed = [name for name, digest in models.items() if before.get(name) != digest]
         keras = [name for name in changed if name != SKLEARN]
-        facts.check_rows(params, facts_now)  # rows and folds of every model: cheap, always
-        preflight.check_all(params, facts_now, only=keras, baseline=False)  # the rest passed
-        if SKLEARN in changed:
-            facts.check_baseline_options(params)
+        # rows and folds of every model (cheap) always; the libraries only where it changed
+        preflight.check_all(params, facts_now, ask_keras=keras, ask_sklearn=SKLEARN in changed)
         write_json(check_file, {"passed": key, "models": models})
         log.info("check: params.yaml is valid (%d datasets%s; %s checked with Keras, the "
                  "baseline's options %s)", len(params.datasets),

@@ -44,13 +44,19 @@ class ConfigError(PipelineError, ValueError):
             self.args = (str(self),)
         return self
 
+    def unlocated(self) -> str:
+        """The error without its origin, for where the origin is said otherwise (a sweep's
+        override names it)."""
+        if self.message is not None:
+            return self.message
+        text = f"{self.key}: {self.problem}" + (f"; expected {self.expected}" if self.expected
+                                                else "")
+        return text + (f". Fix: {self.fix}" if self.fix else "")
+
     def __str__(self) -> str:
         if self.message is not None:
             return self.message
-        text = f"{self.origin or 'params.yaml'}: {self.key}: {self.problem}"
-        if self.expected:
-            text += f"; expected {self.expected}"
-        return text + (f". Fix: {self.fix}" if self.fix else "")
+        return f"{self.origin or 'params.yaml'}: {self.unlocated()}"
 
 
 class DataError(PipelineError, ValueError):

@@ -14,14 +14,15 @@ from pipeline.errors import error_line
 from pipeline.rules import fail
 
 
-def as_dict(node: Any) -> dict[str, Any]:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(
-        node)
+def plain(node: Any) -> Any:
+    """A setting as plain Python (an OmegaConf node resolved), for fingerprints and keyword
+    arguments; anything else as it is."""
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def dataset_settings(ds: DictConfig) -> dict[str, Any]:
     """What decides a prepared dataset's rows and shapes (recorded in its manifest)."""
-    return {k: as_dict(ds[k]) for k in ("load", "preprocess", "split")}
+    return {k: plain(ds[k]) for k in ("load", "preprocess", "split")}
 
 
 def usable(manifest: dict | None, ds: DictConfig,
@@ -75,7 +76,7 @@ def check_baseline_options(cfg: DictConfig) -> None:
     x = np.arange(60, dtype=np.float64).reshape(-1, 1) / 60  # room for validation_fraction
     for key, estimator, y in (("baseline.classifier", SGDClassifier, np.arange(60) % 2),
                               ("baseline.regressor", SGDRegressor, x[:, 0])):
-        options = as_dict(cfg.baseline[key.split(".")[1]])
+        options = plain(cfg.baseline[key.split(".")[1]])
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -63,7 +63,7 @@ def _optimizer(name: str, model_cfg: DictConfig):
     try:
         return keras.optimizers.get({"class_name": str(model_cfg.optimizer.type),
                                      "config": _kwargs(model_cfg.optimizer)})
-    except (TypeError, ValueError) as err:
+    except Exception as err:  # Keras' own words, whatever it raises (KeyError for some)
         raise _refused(f"models.{name}.optimizer", err, "a Keras optimizer (rmsprop, adam, sgd, "
                        "...) and its arguments", "correct the name or argument") from None
 

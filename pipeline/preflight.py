@@ -18,14 +18,17 @@ from pipeline.models import check_model
 
 
 def check_all(cfg: DictConfig, manifests: dict[str, dict | None], only: list[str] | None = None,
-              baseline: bool = True) -> None:
+              baseline: bool = True, ask_keras: list[str] | None = None,
+              ask_sklearn: bool | None = None) -> None:
     """`manifests`: {dataset: its manifest, or None if not prepared}; `only`: these models
-    (default: all); `baseline`: also the SGD options."""
+    (default: all); `baseline`: also the baseline (its folds, its SGD options). `ask_keras`
+    and `ask_sklearn` narrow what the libraries are asked to those that could answer
+    differently (the `check` stage's memo); the rows and folds are always checked."""
     facts.check_rows(cfg, manifests, only, baseline)
-    for name in cfg.models if only is None else only:
+    for name in (cfg.models if only is None else only) if ask_keras is None else ask_keras:
         model = cfg.models[name]
         ds = cfg.datasets[model.dataset]
         shapes = facts.usable(manifests.get(model.dataset), ds, ("load", "preprocess"))
         check_model(name, model, ds, shapes)
-    if baseline:
+    if baseline if ask_sklearn is None else ask_sklearn:
         facts.check_baseline_options(cfg)

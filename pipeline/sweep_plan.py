@@ -199,7 +199,7 @@ def _compose(arguments: list[str]) -> DictConfig:
             line = next((a for a in arguments
                          if key_parts(a.lstrip("+~").split("=")[0]) == key_parts(known.key)),
                         known.key)
-            raise ConfigError(f"sweep: {line}: {plain(known)}") from None
+            raise ConfigError(f"sweep: {line}: {known.unlocated()}") from None
         text = error_line(err)
         raise ConfigError(f"sweep: {text[:300]}. Fix: check the key and value against "
                           "params.yaml (the keys `dvc exp run -S` takes) and conf/") from None
@@ -237,7 +237,8 @@ def check_sweep(arguments: list[str], data_dir: Path = layout.DATA,
         try:
             base_params = params_of(base)  # params.yaml with the first value of each override
         except ConfigError as err:
-            raise ConfigError(f"sweep: {_override_for(err.key, first)}: {plain(err)}") from None
+            line = _override_for(err.key, first)
+            raise ConfigError(f"sweep: {line}: {err.unlocated()}") from None
         plan = make_plan(base.sweep, base_params, [o.key_or_group for o in swept])
         total = count_trials(base, swept)
         check_launcher(base)
@@ -272,7 +273,7 @@ def _candidates(swept: list[Override], first: list[str]
             try:
                 candidates.append((line, params_of(_compose([*others, line]))))
             except ConfigError as err:
-                return candidates, ConfigError(f"sweep: {line}: {plain(err)}")
+                return candidates, ConfigError(f"sweep: {line}: {err.unlocated()}")
     return candidates, None
 
 
@@ -290,11 +291,3 @@ def _override_for(key: str | None, arguments: list[str]) -> str:
 
 def _single(override: Override, value: str) -> str:
     return f"{override.get_key_element()}={value}"
-
-
-def plain(err: ConfigError) -> str:
-    """The error without its params.yaml origin: the override is the origin here."""
-    if err.key is None:
-        return str(err)
-    text = f"{err.key}: {err.problem}" + (f"; expected {err.expected}" if err.expected else "")
-    return text + (f". Fix: {err.fix}" if err.fix else "")

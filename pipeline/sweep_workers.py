@@ -86,13 +86,12 @@ def check_chunk(model: str, dataset: str, manifest: dict[str, Any],
     a ConfigError pickled back from a worker would lose its fields (loky rebuilds it from
     its message alone), the text is what the parent's one-line error shows."""
     from pipeline.preflight import check_all
-    from pipeline.sweep_plan import plain
 
     for line, params in candidates:
         try:
             check_all(params, {dataset: manifest}, only=[model], baseline=False)
         except ConfigError as err:
-            return os.getpid(), (line, plain(err))
+            return os.getpid(), (line, err.unlocated())
     return os.getpid(), None
 
 

@@ -32,6 +32,8 @@ DEEP = [
      "not a Keras metric"),
     ("optimizer typo", put(f"{M}.optimizer.type", "rmsprp"), f"{M}.optimizer",
      "Keras refuses it"),
+    ("an optimizer Keras can't build from a config", put(f"{M}.optimizer.type",
+     "LossScaleOptimizer"), f"{M}.optimizer", "Keras refuses it"),  # KeyError, not TypeError
     ("optimizer argument typo", put(f"{M}.optimizer.learning_rat", 0.1), f"{M}.optimizer",
      "learning_rat"),
     ("activation typo", put(f"{M}.layers.0.activation", "rleu"), f"{M}.layers[0]", "rleu"),
