@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 from helpers.net import serve_all
-from helpers.params import tiny_params
+from helpers.params import keep_only, tiny_params
 from helpers.paths import PIPELINE_FILES, ROOT, dvc_stages
 from helpers.project import make_project, ran, repro
 
@@ -22,44 +22,28 @@ def kinds(project: Path, key: str = "kind") -> dict[str, str]:
             for p in (project / "data").glob("*/raw/source.json")}
 
 
-def test_repro_builds_then_reruns_only_what_changed(file_server, upstream_files, tmp_path):
-    serve_all(file_server, upstream_files)
-    params = tiny_params(file_server.base_url, upstream_files, tmp_path / "cache")
-    project, env = make_project(tmp_path, params)
-
-    output, _ = repro(project, env)
-    assert ran(output) == {"check"} | {f"{s}@{d}" for s in ("download", "prepare")
-                                       for d in DATASETS}
-    assert kinds(project) == dict.fromkeys(DATASETS, "canonical")
-    for name in DATASETS:
-        manifest = json.loads((project / "data" / name / "prepared" / "manifest.json")
-                              .read_text())
-        assert manifest["source"]["kind"] == "canonical"
-        card = json.loads((project / "results" / name / "data.json").read_text())
-        assert card["source"]["kind"] == "canonical" and card["rows"]["test"] > 0
-
-    output, seconds = repro(project, env)
-    print(f"no-op dvc repro of the data stages: {seconds:.2f}s")
-    assert ran(output) == {"check"}, output  # the ~0.3 s check always runs
-    assert output.count("didn't change, skipping") == 2 * len(DATASETS)
-
-    params["datasets"]["imdb"]["load"]["num_words"] = 500
-    write_params(project, params)
-    output, _ = repro(project, env)
-    assert ran(output) == {"check", "download@imdb", "prepare@imdb"}, output
-    assert "download imdb: canonical data in place" in output  # its settings changed: no fetch
-    manifest = json.loads((project / "data/imdb/prepared/manifest.json").read_text())
-    assert manifest["splits"]["train"]["x_shape"] == [70, 500]
+def data_params(file_server, upstream_files, cache: Path) -> dict:
+    """tiny_params() without models: these tests run the data stages alone, and with no
+    model `check` never asks Keras (a TensorFlow import after every change of the data)."""
+    params = tiny_params(file_server.base_url, upstream_files, cache)
+    return keep_only(params, DATASETS, [])
 
 
-def test_offline_then_network_back_without_cleanup(file_server, upstream_files, tmp_path):
+def test_offline_then_network_back_then_only_what_changed(file_server, upstream_files,
+                                                          tmp_path):
+    """No network: labelled stand-ins, and nothing reruns while it stays so. The network
+    back: the next `dvc repro` fetches the real files, no cleanup needed. Then a no-op runs
+    only `check`, and one dataset's setting reruns that dataset's stages alone."""
     serve_all(file_server, upstream_files)
     for path in file_server.files:
         file_server.mode[path] = "404"  # "no network" for every source
-    params = tiny_params(file_server.base_url, upstream_files, tmp_path / "cache")
+    params = data_params(file_server, upstream_files, tmp_path / "cache")
     project, env = make_project(tmp_path, params)
+    every_data_stage = {"check"} | {f"{s}@{d}" for s in ("download", "prepare")
+                                    for d in DATASETS}
 
     output, _ = repro(project, env)
+    assert ran(output) == every_data_stage, output
     assert "stand-in (synthetic) data: NOT the real dataset" in output
     assert "mnist: data is a real subset (5,000 of 60,000 training images)" in output
     assert kinds(project) == {"mnist": "bundled", "fashion_mnist": "generated",
@@ -75,13 +59,28 @@ def test_offline_then_network_back_without_cleanup(file_server, upstream_files, 
 
     file_server.mode.clear()  # the network is back
     output, _ = repro(project, env)
-    assert {f"download@{d}" for d in DATASETS} <= ran(output)
-    assert {f"prepare@{d}" for d in DATASETS} <= ran(output)
+    assert ran(output) == every_data_stage, output
     assert kinds(project) == dict.fromkeys(DATASETS, "canonical")
+    for name in DATASETS:
+        manifest = json.loads((project / "data" / name / "prepared" / "manifest.json")
+                              .read_text())
+        assert manifest["source"]["kind"] == "canonical"
+        card = json.loads((project / "results" / name / "data.json").read_text())
+        assert card["source"]["kind"] == "canonical" and card["rows"]["test"] > 0
 
     repro(project, env)  # the probe flips back once
+    output, seconds = repro(project, env)
+    print(f"no-op dvc repro of the data stages: {seconds:.2f}s")
+    assert ran(output) == {"check"}, output  # the ~0.3 s check always runs
+    assert output.count("didn't change, skipping") == 2 * len(DATASETS)
+
+    params["datasets"]["imdb"]["load"]["num_words"] = 500
+    write_params(project, params)
     output, _ = repro(project, env)
-    assert ran(output) == {"check"}, output
+    assert ran(output) == {"check", "download@imdb", "prepare@imdb"}, output
+    assert "download imdb: canonical data in place" in output  # its settings changed: no fetch
+    manifest = json.loads((project / "data/imdb/prepared/manifest.json").read_text())
+    assert manifest["splits"]["train"]["x_shape"] == [70, 500]
 
 
 def test_stages_iterate_over_params_not_hard_coded_names():
