@@ -20,12 +20,14 @@ from pipeline.models import check_model
 def check_all(cfg: DictConfig, manifests: dict[str, dict | None], only: list[str] | None = None,
               baseline: bool = True, ask_keras: list[str] | None = None,
               ask_sklearn: bool | None = None) -> None:
-    """`manifests`: {dataset: its manifest, or None if not prepared}; `only`: these models
-    (default: all); `baseline`: also the baseline (its folds, its SGD options). `ask_keras`
-    and `ask_sklearn` narrow what the libraries are asked to those that could answer
-    differently (the `check` stage's memo); the rows and folds are always checked."""
-    facts.check_rows(cfg, manifests, only, baseline)
-    for name in (cfg.models if only is None else only) if ask_keras is None else ask_keras:
+    """`manifests`: {dataset: its manifest, or None if not prepared}. The rows and folds of
+    the models `only` names (default: all) and, with `baseline`, of the baseline's CV; Keras
+    about each of those models, scikit-learn about the baseline's options. `ask_keras` and
+    `ask_sklearn` narrow the libraries' checks to what could answer differently since the
+    last pass (the `check` stage's memo)."""
+    models = list(cfg.models) if only is None else only
+    facts.check_rows(cfg, manifests, models, baseline)
+    for name in models if ask_keras is None else ask_keras:
         model = cfg.models[name]
         ds = cfg.datasets[model.dataset]
         shapes = facts.usable(manifests.get(model.dataset), ds, ("load", "preprocess"))
