@@ -32,6 +32,17 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+# The longest modules, by their summed test time (`pytest --durations=0`): run first, so
+# pytest-xdist (`--dist loadscope` hands out whole modules in collection order) doesn't
+# leave one of them to run alone on one worker at the end while the other sits idle.
+LONGEST_FIRST = ("test_sweeps", "test_trust", "test_dvc_pipeline", "test_training")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: else as is
+
+
 @pytest.fixture
 def file_server() -> Iterator[net.FileServer]:
     """An HTTP server on 127.0.0.1 serving `files`, misbehaving per `mode` (helpers/net.py)."""
