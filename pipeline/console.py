@@ -12,6 +12,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import importlib.abc
+import importlib.machinery
 import logging
 import os
 import signal
@@ -167,6 +169,55 @@ def _watch(pid: int, every: float = 0.5) -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # the main thread's handler stops the work
 
 
+# Keras imports scikit-learn and matplotlib.pyplot as it loads, for its scikit-learn
+# wrappers and image-gallery plots, which the pipeline never uses: `import keras` took
+# 4.8-5.8 s with them, 3.8 s without, under load here. The pipeline's own scoring and
+# plots import them where they run (evaluate), after Keras.
+KERAS_EXTRAS = ("sklearn", "matplotlib")
+
+
+class _KerasLoader(importlib.abc.Loader):
+    """Keras' own loader, run while its optional extras can't be imported (Keras guards
+    each, and leaves that feature out); afterwards they import as usual."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        blocked = [name for name in KERAS_EXTRAS if name not in sys.modules]
+        sys.modules.update(dict.fromkeys(blocked))  # None: `import name` raises ImportError
+        try:
+            self.loader.exec_module(module)
+        finally:
+            for name in blocked:
+                if name in sys.modules and sys.modules[name] is None:
+                    del sys.modules[name]
+
+    def __getattr__(self, name: str):  # resources, file names: the real loader's
+        return getattr(self.loader, name)
+
+
+class _KerasFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name: str, path, target=None) -> importlib.machinery.ModuleSpec | None:
+        if name != "keras":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _KerasLoader(spec.loader)
+        return spec
+
+
+def keras_without_extras() -> None:
+    """This process's first `import keras` (TensorFlow's too: it imports Keras) loads Keras
+    without KERAS_EXTRAS. Called by run_stage, and by the sweep's workers."""
+    if "keras" not in sys.modules and not any(isinstance(f, _KerasFinder)
+                                              for f in sys.meta_path):
+        sys.meta_path.insert(0, _KerasFinder())
+
+
 def run_stage(main: Callable[[], None], params: Path | str | None = None) -> None:
     """Run a stage's or command's main(); every failure becomes one ERROR line.
 
@@ -175,6 +226,7 @@ def run_stage(main: Callable[[], None], params: Path | str | None = None) -> Non
 
     setup_logging()
     handle_sigterm()
+    keras_without_extras()
     # Exit handlers run last-registered first, so this one runs after all the others (MLflow
     # ending its runs, logging's flush): with TensorFlow, MLflow and scikit-learn imported,
     # the interpreter's teardown then spent 2.5-2.7 s collecting their objects before the

@@ -47,13 +47,15 @@ def warm_worker(sweep: dict[str, Any]) -> int:
     of the cores (`sweep`: the sweep options) before anything starts its runtime: the
     candidates' checks here do, and the thread counts can't change after that. Returns its
     pid."""
+    from pipeline.console import keras_without_extras, setup_logging
+
+    keras_without_extras()  # as in a stage process
     import keras  # noqa: F401
     import mlflow  # noqa: F401
     import tensorflow  # noqa: F401
 
     import pipeline.live
     import pipeline.training  # noqa: F401
-    from pipeline.console import setup_logging
     from pipeline.trials import prepare_tensorflow
 
     prepare_tensorflow(OmegaConf.create(sweep))

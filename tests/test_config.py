@@ -316,6 +316,38 @@ def test_a_stage_process_collects_garbage_rarely_and_not_at_exit(tmp_path):
     assert result.stdout.split() == ["threshold", "1000", "frozen", "True"], result.stdout
 
 
+KERAS_STAGE = """
+import sys
+from pipeline.console import run_stage
+
+def main():
+    import numpy as np
+    import tensorflow as tf
+    print("at import", sorted(m for m in ("sklearn", "matplotlib") if m in sys.modules))
+    model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    model.fit(np.zeros((4, 3)), np.zeros(4), verbose=0)
+    import matplotlib.pyplot  # what evaluate needs after Keras still imports
+    import sklearn.metrics  # noqa: F401
+    print("after", sorted(m for m in ("sklearn", "matplotlib") if m in sys.modules))
+
+run_stage(main)
+"""
+
+
+def test_a_stage_process_loads_keras_without_the_extras_it_never_uses(tmp_path):
+    """run_stage: TensorFlow's import of Keras brings in neither scikit-learn nor matplotlib
+    (Keras' optional wrappers and plots); Keras trains, and both import afterwards."""
+    script = tmp_path / "stage.py"
+    script.write_text(KERAS_STAGE)
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["at import []", "after ['matplotlib', 'sklearn']"], \
+        result.stdout
+
+
 @pytest.mark.parametrize("stage", ["check", "download", "prepare", "baseline", "train",
                                    "evaluate", "report", "predict", "promote", "seed_study"])
 def test_every_command_has_help(stage):
