@@ -38,6 +38,7 @@ from omegaconf import DictConfig
 from pipeline import cli, facts, layout, lineage, preflight, tracking, validate
 from pipeline.config import load_params
 from pipeline.files import write_json
+from pipeline.keras_reads import keras_reads
 from pipeline.sources import probe
 
 log = logging.getLogger("pipeline.check")
@@ -61,25 +62,7 @@ def fingerprint(text: str, manifests: dict[str, dict | None]) -> str:
     return _digest({"params": text, "data": manifests})
 
 
-# What models.check_model (through preflight.check_all) hands Keras; training reads the rest
-# (epochs, batch size, K-fold, early stopping), the check doesn't. tests/test_preflight.py
-# holds check_model to these keys.
-KERAS_READS = {"model": ("dataset", "layers", "optimizer", "loss", "metrics"),
-               "dataset": ("task", "classes", "load", "preprocess")}
 SKLEARN_READS = ("classifier", "regressor")  # of `baseline:` (facts.check_baseline_options)
-
-
-def keras_reads(model: DictConfig, ds: DictConfig) -> dict:
-    """The settings Keras is asked about for `model`. A learning rate counts by its type
-    only: validate.py has already held a number to (0, MAX_LEARNING_RATE], and every Keras
-    optimizer takes any float there (but refuses an int), so a new value of the same type
-    can't change Keras' answer."""
-    entry = {key: facts.plain(model.get(key)) for key in KERAS_READS["model"]}
-    rate = entry["optimizer"].get("learning_rate")
-    if isinstance(rate, int | float) and not isinstance(rate, bool):
-        entry["optimizer"]["learning_rate"] = type(rate).__name__
-    return {"model": entry,
-            "dataset": {key: facts.plain(ds.get(key)) for key in KERAS_READS["dataset"]}}
 
 
 def part_fingerprints(params: DictConfig, manifests: dict[str, dict | None]) -> dict[str, str]:

@@ -16,6 +16,7 @@ each then pays per trial only what differs between trials, for the whole sweep (
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
@@ -97,6 +98,37 @@ def check_chunk(model: str, dataset: str, manifest: dict[str, Any],
     return os.getpid(), None
 
 
+def keras_asked(model: str, dataset: str, candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates Keras is asked about: the first of each distinct part of the settings
+    its answer depends on (pipeline/keras_reads.py). Keras would answer the others alike: a
+    sweep over learning rates, epochs or batch sizes builds its model once."""
+    from pipeline.keras_reads import keras_reads
+
+    seen: set[str] = set()
+    asked = []
+    for line, params in candidates:
+        reads = json.dumps(keras_reads(params.models[model], params.datasets[dataset]),
+                           sort_keys=True, default=str)
+        if reads not in seen:
+            seen.add(reads)
+            asked.append((line, params))
+    return asked
+
+
+def rows_refusal(model: str, dataset: str, manifest: dict[str, Any],
+                 candidates: list[Candidate]) -> Refusal | None:
+    """The first candidate whose K-fold folds the data's rows refuse (cheap, no Keras): every
+    candidate, the ones Keras isn't asked about too."""
+    from pipeline.facts import check_rows
+
+    for line, params in candidates:
+        try:
+            check_rows(params, {dataset: manifest}, [model], baseline=False)
+        except ConfigError as err:
+            return line, err.unlocated()
+    return None
+
+
 def parent_imports() -> None:
     """What the parent run (pipeline/sweep_record.py) needs, imported while the workers
     import TensorFlow and build the candidate models: otherwise it runs after them, alone.
@@ -154,9 +186,20 @@ class Workers:
 
     def check(self, model: str, dataset: str, manifest: dict[str, Any],
               candidates: list[Candidate]) -> Refusal | None:
-        """The first candidate, in order, that the checks refuse (None: all pass). On the
-        warmed workers, a contiguous chunk each, so the first refusal of the first chunk
-        that has one is the first overall; here if they couldn't be had or one died."""
+        """The first candidate, in order, that the checks refuse (None: all pass): the rows
+        of every candidate, here; Keras about those `keras_asked` picks (a candidate it
+        skips would get its first alike's answer, which comes earlier)."""
+        order = {line: i for i, (line, _) in reversed(list(enumerate(candidates)))}
+        found = [r for r in (rows_refusal(model, dataset, manifest, candidates),
+                             self._ask_keras(model, dataset, manifest,
+                                             keras_asked(model, dataset, candidates))) if r]
+        return min(found, key=lambda refusal: order[refusal[0]]) if found else None
+
+    def _ask_keras(self, model: str, dataset: str, manifest: dict[str, Any],
+                   candidates: list[Candidate]) -> Refusal | None:
+        """The first of `candidates` that the checks refuse. On the warmed workers, a
+        contiguous chunk each, so the first refusal of the first chunk that has one is the
+        first overall; here if they couldn't be had or one died."""
         if self.thread is not None and self.imports is None:
             self.imports = threading.Thread(target=parent_imports, name="sweep-imports",
                                             daemon=True)

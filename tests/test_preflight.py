@@ -160,16 +160,17 @@ def test_check_asks_keras_only_about_the_models_a_change_reaches(tmp_path, monke
 
 
 def test_keras_check_reads_only_what_the_check_memo_fingerprints():
-    """check.keras_reads is what decides whether Keras is asked again: models.check_model
-    must read nothing else (struct mode: any other key raises), and any float learning rate
-    validate.py allows must pass every Keras optimizer alike (its value is left out)."""
+    """keras_reads (pipeline/keras_reads.py) decides whether Keras is asked again (the check
+    stage) and how often (a sweep): models.check_model must read nothing else (struct mode:
+    any other key raises), and any float learning rate validate.py allows must pass every
+    Keras optimizer alike (its value is left out)."""
     pytest.importorskip("keras")
     import inspect
 
     import keras
     from omegaconf import OmegaConf
 
-    from pipeline.check import keras_reads
+    from pipeline.keras_reads import keras_reads
     from pipeline.models import _optimizer, check_model
     from pipeline.validate import MAX_LEARNING_RATE
 

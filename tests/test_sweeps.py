@@ -503,6 +503,49 @@ def test_a_joblib_sweep_builds_its_candidates_on_the_warmed_workers(project):
     assert out["threads"] == [max(1, (os.cpu_count() or 1) // 2)] * 2, out
 
 
+def test_keras_builds_each_distinct_candidate_once_and_the_rows_see_every_one(monkeypatch):
+    """A sweep over learning rates builds its model once (Keras would answer the others
+    alike, pipeline/keras_reads.py); one over hidden units builds each. The rows-and-folds
+    check still sees every candidate, and the first refusal in order is the one named."""
+    from helpers.params import broken, put
+
+    import pipeline.preflight
+    from pipeline.config import compose
+    from pipeline.facts import dataset_settings
+    from pipeline.sweep_workers import Workers
+
+    model, dataset = "boston_housing_dense", "boston_housing"
+    built: list[str] = []
+    check_model = pipeline.preflight.check_model
+    monkeypatch.setattr(pipeline.preflight, "check_model",
+                        lambda name, *args: built.append(name) or check_model(name, *args))
+
+    def candidate(*edits: tuple[str, object]) -> tuple[str, object]:
+        raw = broken(lambda r: [put(f"models.{model}.{key}", value)(r) for key, value in edits])
+        return ",".join(f"{k}={v}" for k, v in edits), compose(raw)
+
+    params = compose(broken(lambda r: None))
+    manifest = {"settings": dataset_settings(params.datasets[dataset]),
+                "splits": {"train": {"rows": 404, "x_shape": [404, 13], "sparse": False},
+                           "val": {"rows": 0}}}
+
+    def refusal(*candidates):
+        built.clear()
+        return Workers().check(model, dataset, manifest, list(candidates))
+
+    rates = [candidate(("optimizer.learning_rate", r)) for r in (0.002, 0.003, 0.004)]
+    assert refusal(*rates) is None and built == [model]
+    assert refusal(*[candidate(("layers.0.units", u)) for u in (8, 16)]) is None
+    assert built == [model, model]
+    too_many = candidate(("optimizer.learning_rate", 0.005), ("kfold.folds", 500))
+    line, text = refusal(rates[0], too_many)
+    assert line == too_many[0] and text.startswith(f"models.{model}.kfold.folds: 500 folds")
+    assert built == [model]  # the folds aren't Keras': it was asked about the first alone
+    typo = candidate(("layers.0.activation", "rleu"))
+    assert refusal(typo, too_many)[0] == typo[0]  # Keras' refusal comes first in order
+    assert refusal(too_many, typo)[0] == too_many[0]
+
+
 def test_only_a_parallel_joblib_sweep_starts_workers_early():
     """The workers are started (and import TensorFlow) during the checks only for joblib
     with 2 or more of them; the basic and Ray launchers start nothing here."""
