@@ -5,12 +5,12 @@ The joblib launcher runs trials in loky worker processes, and each worker import
 TensorFlow, Keras and MLflow (~10-20 s on 2 cores) before its first trial. Started only
 when Hydra launches, that start-up would follow the sweep's checks. Started here, as soon
 as the launcher is known, it runs while the parent composes every candidate's params; the
-workers then build the candidate models with Keras (`check_chunk`, one chunk each), so
-the parent never imports TensorFlow (tested) and, while it waits, imports only what its
-parent run needs (MLflow). loky's executor is reusable: the launcher's
-`Parallel(n_jobs, backend="loky")` takes these warmed workers (same pids, tested), and
-each then pays per trial only what differs between trials, for the whole sweep (see
-`keep_worker`).
+workers then build the candidate models with Keras (`check_chunk`, one chunk each; one
+per distinct model, `keras_asked`), so the parent never imports TensorFlow (tested) and,
+while it waits, imports only what its parent run needs (MLflow). loky's executor is
+reusable: the launcher's `Parallel(n_jobs, backend="loky")` takes these warmed workers
+(same pids, tested), and each then pays per trial only what differs between trials, for
+the whole sweep (see `keep_worker`).
 """
 
 from __future__ import annotations
