@@ -84,15 +84,16 @@ def keep_worker() -> None:
 
 def check_chunk(model: str, dataset: str, manifest: dict[str, Any],
                 candidates: list[Candidate]) -> tuple[int, Refusal | None]:
-    """Keras' and scikit-learn's checks (`preflight.check_all`) of each candidate's params,
-    in order, up to the first refused. Returns this process's pid and the refusal as text:
-    a ConfigError pickled back from a worker would lose its fields (loky rebuilds it from
-    its message alone), the text is what the parent's one-line error shows."""
+    """Keras' checks (`preflight.check_all`) of each candidate's model, in order, up to the
+    first refused; its folds against the rows are `rows_refusal`'s, in the parent. Returns
+    this process's pid and the refusal as text: a ConfigError pickled back from a worker
+    would lose its fields (loky rebuilds it from its message alone), the text is what the
+    parent's one-line error shows."""
     from pipeline.preflight import check_all
 
     for line, params in candidates:
         try:
-            check_all(params, {dataset: manifest}, only=[model], baseline=False)
+            check_all(params, {dataset: manifest}, only=[], baseline=False, ask_keras=[model])
         except ConfigError as err:
             return os.getpid(), (line, err.unlocated())
     return os.getpid(), None
