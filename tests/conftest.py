@@ -32,10 +32,16 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-# The longest modules, by their summed test time (`pytest --durations=0`): run first, so
-# pytest-xdist (`--dist loadscope` hands out whole modules in collection order) doesn't
-# leave one of them to run alone on one worker at the end while the other sits idle.
-LONGEST_FIRST = ("test_sweeps", "test_trust", "test_dvc_pipeline", "test_training")
+# Modules by their summed test time (`pytest --durations=0`), longest first: xdist's
+# loadscope hands out whole modules in this order (pyproject.toml turns off its own reorder,
+# by number of tests), each worker taking the next as it nears the end of its last, so one
+# long module left to the end doesn't run alone while the other worker sits idle. The
+# shared built project's first user comes first: the modules that read it start after it
+# is built, not waiting for it (test_dag waited 30-36 s when it came early).
+LONGEST_FIRST = ("test_trust", "test_sweeps", "test_training", "test_dvc_pipeline",
+                 "test_preflight", "test_sharing", "test_mlflow_ui", "test_config",
+                 "test_download", "test_seed_study", "test_mlflow_record", "test_dag",
+                 "test_team_server")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -38,9 +38,11 @@ MODEL = "fashion_mnist_dense"  # the cheapest model with a real validation split
 LR = f"models.{MODEL}.optimizer.learning_rate"
 
 
-def hydra_config(*overrides: str, params: Path = ROOT / "params.yaml"):
-    """conf/sweep.yaml composed over a params file, as `python -m pipeline.sweep` does."""
-    register_params(params)
+def hydra_config(*overrides: str, params: Path | None = ROOT / "params.yaml"):
+    """conf/sweep.yaml composed over a params file, as `python -m pipeline.sweep` does
+    (params=None: over the one registered last; registering checks it, ~0.6 s)."""
+    if params is not None:
+        register_params(params)
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose("sweep", overrides=list(overrides), return_hydra_config=True)
@@ -52,8 +54,9 @@ def hydra_config(*overrides: str, params: Path = ROOT / "params.yaml"):
 def test_every_search_space_has_a_config_and_composes():
     assert set(SEARCH_SPACES) == set(yaml.safe_load((ROOT / "params.yaml").read_text())
                                      ["models"]), "one search space per model in params.yaml"
+    register_params(ROOT / "params.yaml")
     for space in SEARCH_SPACES:
-        cfg = hydra_config(f"search_space={space}")
+        cfg = hydra_config(f"search_space={space}", params=None)
         assert "optuna" in cfg.hydra.sweeper._target_
         assert cfg.hydra.sweeper.direction == cfg.sweep.direction
         assert cfg.hydra.sweeper.sampler.seed == cfg.seed  # seeded from params.yaml
@@ -63,7 +66,7 @@ def test_every_search_space_has_a_config_and_composes():
         plan = make_plan(cfg.sweep, params, keys)
         assert plan.model == space and plan.objective.startswith(("val_", "kfold_val_"))
         # Every swept key exists in params.yaml (Hydra would refuse it otherwise).
-        hydra_config(f"search_space={space}", *(f"{key}=1" for key in keys))
+        hydra_config(f"search_space={space}", *(f"{key}=1" for key in keys), params=None)
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
