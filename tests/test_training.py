@@ -25,6 +25,30 @@ def _tracking(workspace, monkeypatch):
     mlflow.set_tracking_uri(workspace["raw"]["tracking"]["uri"])
 
 
+TRACKED = ("imdb_dense", "fashion_mnist_cnn", "boston_housing_dense")  # one per kind of task
+
+
+@pytest.fixture(scope="module")
+def trained(workspace) -> dict[str, tuple[dict, dict]]:
+    """TRACKED trained and evaluated once into the workspace, as `dvc repro` would (each is
+    its dataset's champion): model -> (train's summary, evaluate's metrics)."""
+    from pipeline.evaluate import evaluate
+    from pipeline.train import train
+
+    params, data, root = workspace["params"], workspace["data"], workspace["root"]
+    done = {}
+    with pytest.MonkeyPatch.context() as patch:  # as _tracking does, for the whole module
+        patch.chdir(root)
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mlflow.set_tracking_uri(workspace["raw"]["tracking"]["uri"])
+        for model in TRACKED:
+            dataset = params.models[model].dataset
+            summary = train(model, params, data, root / "models" / model)
+            done[model] = summary, evaluate(model, params, data, root / "models",
+                                            root / "results" / dataset / model)
+    return done
+
+
 def run_of(path: Path):
     return mlflow.MlflowClient().get_run(json.loads(path.read_text())["run_id"])
 
@@ -56,16 +80,12 @@ def test_regression_baseline(workspace):
     assert "val_mae" not in metrics  # Boston has no validation split: K-fold instead
 
 
-@pytest.mark.parametrize("model", ["imdb_dense", "fashion_mnist_cnn", "boston_housing_dense"])
-def test_train_and_evaluate_are_tracked(workspace, model):
-    from pipeline.evaluate import evaluate
-    from pipeline.train import train
-
+@pytest.mark.parametrize("model", TRACKED)
+def test_train_and_evaluate_are_tracked(workspace, trained, model):
     params, data, root = workspace["params"], workspace["data"], workspace["root"]
     dataset = params.models[model].dataset
     models_dir, out = root / "models", root / "results" / dataset / model
-    summary = train(model, params, data, models_dir / model)
-    metrics = evaluate(model, params, data, models_dir, out)
+    summary, metrics = trained[model]
 
     assert (models_dir / model / "model.keras").is_file()
     run = run_of(models_dir / model / "run.json")
@@ -283,17 +303,10 @@ def test_champion_alias_moves_only_for_a_better_validation_score(workspace):
     assert registry.register("toy_mae", runs[2], "kfold_val_mae_mean", 2.5)[1]
 
 
-def test_predict_with_the_champion_on_raw_inputs(workspace, tmp_path, capsys):
-    from pipeline.evaluate import evaluate
+def test_predict_with_the_champion_on_raw_inputs(workspace, trained, tmp_path, capsys):
     from pipeline.predict import predict
-    from pipeline.train import train
 
-    params, data, root = workspace["params"], workspace["data"], workspace["root"]
-    for model in ("imdb_dense", "boston_housing_dense", "fashion_mnist_dense"):
-        dataset = params.models[model].dataset
-        train(model, params, data, root / "models" / model)
-        evaluate(model, params, data, root / "models", root / "results" / dataset / model)
-
+    params, data = workspace["params"], workspace["data"]
     reviews = tmp_path / "reviews.json"
     reviews.write_text(json.dumps([[1, 14, 22, 16], [1, 5, 9]]))
     lines = predict("imdb", reviews, params, None, data)
