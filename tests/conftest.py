@@ -9,6 +9,7 @@ every failure the issue lists.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -45,6 +46,11 @@ LONGEST_FIRST = ("test_trust", "test_sweeps", "test_training", "test_dvc_pipelin
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    renamed = [name for name in LONGEST_FIRST if not (here / f"{name}.py").is_file()]
+    if renamed:  # else the order would quietly stop applying to them
+        raise pytest.UsageError(f"tests/conftest.py: LONGEST_FIRST names {', '.join(renamed)}, "
+                                "no such test module. Fix: rename or drop it there")
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: else as is
 
