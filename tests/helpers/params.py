@@ -61,6 +61,7 @@ def pipeline_params(root: Path) -> dict[str, Any]:
     keep_only(params, keep, keep.values())
     params["models"]["imdb_dense"]["epochs"] = 3
     params["models"]["boston_housing_dense"].update(epochs=3, kfold={"folds": 2, "epochs": 2})
+    params["models"]["boston_housing_dense"]["ensemble"]["fits"] = 2  # an ensemble still
     params["baseline"].update(cv_folds=2, n_jobs=1)
     return params
 
