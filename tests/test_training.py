@@ -30,8 +30,9 @@ TRACKED = ("imdb_dense", "fashion_mnist_cnn", "boston_housing_dense")  # one per
 
 @pytest.fixture(scope="module")
 def trained(workspace) -> dict[str, tuple[dict, dict]]:
-    """TRACKED trained and evaluated once into the workspace, as `dvc repro` would (each is
-    its dataset's champion): model -> (train's summary, evaluate's metrics)."""
+    """TRACKED trained and evaluated once into the workspace, as `dvc repro` would, for the
+    tests that read what that leaves (its runs, files, champions): model -> (train's
+    summary, evaluate's metrics)."""
     from pipeline.evaluate import evaluate
     from pipeline.train import train
 
