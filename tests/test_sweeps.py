@@ -469,11 +469,13 @@ for name, arguments in json.loads(sys.argv[1]).items():
         last = workers
 
 def threads():
+    import gc
     import tensorflow as tf
-    return tf.config.threading.get_intra_op_parallelism_threads()
+    return tf.config.threading.get_intra_op_parallelism_threads(), gc.get_threshold()[2]
 
 from joblib import Parallel, delayed
-out["threads"] = Parallel(**last.options)(delayed(threads)() for _ in range(2))
+out["threads"], out["full_gc"] = zip(*Parallel(**last.options)(delayed(threads)()
+                                                              for _ in range(2)))
 print(json.dumps(out))
 """
 
@@ -502,8 +504,28 @@ def test_a_joblib_sweep_builds_its_candidates_on_the_warmed_workers(project):
                                           f"models.{MODEL}.layers[2]: Keras refuses it")
     assert out["bad"]["error"] == out["basic"]["error"]
     assert out["basic"]["checked_in"] == [out["parent"]] and out["basic"]["imported"]
-    # The workers' TensorFlow got its share of the cores before the checks started it.
+    # The workers' TensorFlow got its share of the cores before the checks started it, and
+    # they collect their garbage as a stage process does (lighter_gc, tested below).
     assert out["threads"] == [max(1, (os.cpu_count() or 1) // 2)] * 2, out
+    assert out["full_gc"] == [1000] * 2, out
+
+
+LIGHTER_GC = """
+import atexit, gc
+atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0))  # runs last
+from pipeline.sweep_workers import lighter_gc
+lighter_gc()
+print("full collections every", gc.get_threshold()[2])
+"""
+
+
+def test_a_worker_collects_its_garbage_as_a_stage_process_does():
+    """Full collections rarely, and none at exit: the objects of its imports are frozen
+    first, so a sweep doesn't wait for its workers to collect them before it ends."""
+    result = subprocess.run([sys.executable, "-c", LIGHTER_GC], capture_output=True,
+                            text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["full collections every 1000", "frozen at exit: True"]
 
 
 def test_keras_builds_each_distinct_candidate_once_and_the_rows_see_every_one(monkeypatch):
