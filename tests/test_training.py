@@ -18,11 +18,15 @@ pytest.importorskip("keras")
 mlflow = pytest.importorskip("mlflow")
 
 
+def use_workspace_store(workspace, patch: pytest.MonkeyPatch) -> None:
+    patch.chdir(workspace["root"])  # MLflow puts artifacts under ./mlruns
+    patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlflow.set_tracking_uri(workspace["raw"]["tracking"]["uri"])
+
+
 @pytest.fixture(autouse=True)
 def _tracking(workspace, monkeypatch):
-    monkeypatch.chdir(workspace["root"])  # MLflow puts artifacts under ./mlruns
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    mlflow.set_tracking_uri(workspace["raw"]["tracking"]["uri"])
+    use_workspace_store(workspace, monkeypatch)
 
 
 TRACKED = ("imdb_dense", "fashion_mnist_cnn", "boston_housing_dense")  # one per kind of task
@@ -38,10 +42,8 @@ def trained(workspace) -> dict[str, tuple[dict, dict]]:
 
     params, data, root = workspace["params"], workspace["data"], workspace["root"]
     done = {}
-    with pytest.MonkeyPatch.context() as patch:  # as _tracking does, for the whole module
-        patch.chdir(root)
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        mlflow.set_tracking_uri(workspace["raw"]["tracking"]["uri"])
+    with pytest.MonkeyPatch.context() as patch:  # module-scoped: _tracking isn't set up yet
+        use_workspace_store(workspace, patch)
         for model in TRACKED:
             dataset = params.models[model].dataset
             summary = train(model, params, data, root / "models" / model)
