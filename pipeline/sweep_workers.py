@@ -205,11 +205,13 @@ class Workers:
         """The first candidate, in order, that the checks refuse (None: all pass): the rows
         of every candidate, here; Keras about those `keras_asked` picks (a candidate it
         skips would get its first alike's answer, which comes earlier)."""
-        order = {line: i for i, (line, _) in reversed(list(enumerate(candidates)))}
+        first_at: dict[str, int] = {}  # an override's first candidate, in the command's order
+        for i, (line, _) in enumerate(candidates):
+            first_at.setdefault(line, i)
         found = [r for r in (rows_refusal(model, dataset, manifest, candidates),
                              self._ask_keras(model, dataset, manifest,
                                              keras_asked(model, dataset, candidates))) if r]
-        return min(found, key=lambda refusal: order[refusal[0]]) if found else None
+        return min(found, key=lambda refusal: first_at[refusal[0]]) if found else None
 
     def _ask_keras(self, model: str, dataset: str, manifest: dict[str, Any],
                    candidates: list[Candidate]) -> Refusal | None:
