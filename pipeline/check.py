@@ -75,6 +75,13 @@ def part_fingerprints(params: DictConfig, manifests: dict[str, dict | None]) -> 
     return prints
 
 
+def asked(before: dict[str, str], after: dict[str, str]) -> tuple[list[str], bool]:
+    """Whom to ask again, from the part fingerprints at the last pass and now: (the models
+    Keras is asked about, whether scikit-learn is asked about the baseline's options)."""
+    changed = [name for name, digest in after.items() if before.get(name) != digest]
+    return [name for name in changed if name != SKLEARN], SKLEARN in changed
+
+
 def _memo(check_file: Path) -> dict:
     try:
         memo = json.loads(check_file.read_text())
@@ -129,16 +136,15 @@ def check(params_path: Path, data_dir: Path, check_file: Path, probe_file: Path)
         facts_now = {**manifests, **rebuilt}
         models = part_fingerprints(params, facts_now)
         before = memo.get("models") if isinstance(memo.get("models"), dict) else {}
-        changed = [name for name, digest in models.items() if before.get(name) != digest]
-        keras = [name for name in changed if name != SKLEARN]
+        keras, sklearn = asked(before, models)
         # rows and folds of every model (cheap) always; the libraries only where it changed
-        preflight.check_all(params, facts_now, ask_keras=keras, ask_sklearn=SKLEARN in changed)
+        preflight.check_all(params, facts_now, ask_keras=keras, ask_sklearn=sklearn)
         write_json(check_file, {"passed": key, "models": models})
         log.info("check: params.yaml is valid (%d datasets%s; %s checked with Keras, the "
                  "baseline's options %s)", len(params.datasets),
                  f", {', '.join(rebuilt)} built without writing" if rebuilt else "",
                  f"{len(keras)} of {len(params.models)} models", "with scikit-learn"
-                 if SKLEARN in changed else "unchanged")
+                 if sklearn else "unchanged")
 
     tracking.ping((params.get("tracking") or {}).get("uri"))  # stages that log need it
     status = probe(params, data_dir)  # the validated params, or the same text read fast

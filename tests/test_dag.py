@@ -100,7 +100,7 @@ def _foreach_keys(body: dict) -> list[str]:
 # Reads that are declared another way, or can't be: each with its reason.
 ALWAYS_FINE = (
     re.compile(r"\.git(/.*)?"),  # MLflow's git tags (commit, dirty)
-    re.compile(r"params\.yaml"),  # declared as the stage's `params`
+    re.compile(r"params\.yaml"),  # declared as the stage's `params` (`check`: a dep)
 )
 EXCEPTIONS = {
     # `check` runs first and always: it reads the state of the workspace (which datasets

@@ -70,7 +70,7 @@ DEEP = [
 @pytest.mark.parametrize(("what", "edit", "key", "says"), DEEP, ids=[c[0] for c in DEEP])
 def test_what_keras_and_the_data_know_is_checked_before_training(what, edit, key, says):
     pytest.importorskip("keras")
-    from pipeline.check import SKLEARN, part_fingerprints
+    from pipeline.check import asked, part_fingerprints
     from pipeline.preflight import check_all
 
     params = compose(broken(edit))
@@ -85,11 +85,10 @@ def test_what_keras_and_the_data_know_is_checked_before_training(what, edit, key
     # As the `check` stage asks after this edit (rows and folds: always; Keras: about the
     # models it reaches; scikit-learn: if it reaches the baseline's options), so this also
     # shows that no mistake hides behind that stage's memo.
-    before, after = part_fingerprints(prepared, manifests), part_fingerprints(params, manifests)
-    reached = [name for name, digest in after.items() if before[name] != digest]
+    keras, sklearn = asked(part_fingerprints(prepared, manifests),
+                           part_fingerprints(params, manifests))
     with pytest.raises(ConfigError) as err:
-        check_all(params, manifests, ask_keras=[n for n in reached if n != SKLEARN],
-                  ask_sklearn=SKLEARN in reached)
+        check_all(params, manifests, ask_keras=keras, ask_sklearn=sklearn)
     message = str(err.value)
     assert message.startswith(f"params.yaml: {key}:"), message
     assert says in message and "Fix:" in message and "\n" not in message, message
