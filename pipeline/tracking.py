@@ -50,18 +50,31 @@ def tracking_uri(params: DictConfig, root: Path | None = None) -> str:
     return configured
 
 
+# What connect() exported for the uploads: ours to change, not the user's settings. Else the
+# next connect() in the process (a sweep worker's next trial) checked with 3 retries, ~7 s
+# to find a server down instead of at once.
+_EXPORTED: dict[str, str] = {}
+
+
+def _ours(key: str) -> bool:
+    return key not in os.environ or _EXPORTED.get(key) == os.environ[key]
+
+
 @contextlib.contextmanager
 def _environment(values: Mapping[str, str]):
     """Set environment variables for the block only (unless the user set them)."""
     saved = {key: os.environ.get(key) for key in values}
     for key, value in values.items():
-        os.environ.setdefault(key, value)
+        if _ours(key):
+            os.environ[key] = value
     try:
         yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def connect(params: DictConfig, root: Path | None = None) -> str:
@@ -79,7 +92,8 @@ def connect(params: DictConfig, root: Path | None = None) -> str:
     except Exception as err:  # any failure here means: no usable store
         raise unavailable(uri, origin_of(params), err) from None
     for key, value in UPLOAD_ENV.items():
-        os.environ.setdefault(key, value)
+        if _ours(key):
+            os.environ[key] = _EXPORTED[key] = value
     return uri
 
 

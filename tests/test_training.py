@@ -482,20 +482,27 @@ def test_a_failed_training_ends_its_run_failed_with_the_reason(workspace, monkey
 def test_no_retries_only_for_the_reachability_check(workspace, monkeypatch):
     """MLflow's retries are off while connect() checks the store (fast failure), and on again
     for every upload after it (a team server's hiccup must not fail a long training), a few
-    times over seconds (not 7 times over minutes)."""
+    times over seconds (not 7 times over minutes). Also at the next connect() in the same
+    process (a sweep worker's next trial); a value the user set is theirs."""
     import os
 
     from pipeline import tracking
 
     for key in tracking.UPLOAD_ENV:
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(tracking, "_EXPORTED", {})
     seen = []
     real = mlflow.search_experiments
     monkeypatch.setattr(mlflow, "search_experiments", lambda **kw: (
         seen.append(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES")), real(**kw))[1])
     tracking.connect(workspace["params"])
-    assert seen == ["0"]
+    tracking.connect(workspace["params"])
+    assert seen == ["0", "0"]
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")  # the user's, for both
+    tracking.connect(workspace["params"])
+    assert seen[-1] == "5" and os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"
 
 
 def test_the_registry_fails_loudly_on_anything_but_not_found(workspace, monkeypatch):
