@@ -48,7 +48,7 @@ def warm_worker(sweep: dict[str, Any]) -> int:
     of the cores (`sweep`: the sweep options) before anything starts its runtime: the
     candidates' checks here do, and the thread counts can't change after that. Returns its
     pid."""
-    from pipeline.console import keras_without_extras, setup_logging
+    from pipeline.console import keras_without_extras, lighter_gc, setup_logging
 
     lighter_gc()
     keras_without_extras()  # as in a stage process
@@ -64,20 +64,6 @@ def warm_worker(sweep: dict[str, Any]) -> int:
     setup_logging()  # Keras' notes on each candidate model it checks stay quiet, as in trials
     keep_worker()
     return os.getpid()
-
-
-def lighter_gc() -> None:
-    """What `console.run_stage` does for a stage process, here for a loky worker (which never
-    runs through it): full collections rarely while TensorFlow, Keras and MLflow import, and
-    none at exit. Measured in a 12-trial sweep: the workers' teardown took ~2 s after the last
-    trial, collecting those imports' objects, and the sweep command waited for it (loky joins
-    its workers at exit)."""
-    import atexit
-    import gc
-
-    atexit.register(gc.freeze)
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, 1000)
 
 
 def keep_worker() -> None:

@@ -505,7 +505,7 @@ def test_a_joblib_sweep_builds_its_candidates_on_the_warmed_workers(project):
     assert out["bad"]["error"] == out["basic"]["error"]
     assert out["basic"]["checked_in"] == [out["parent"]] and out["basic"]["imported"]
     # The workers' TensorFlow got its share of the cores before the checks started it, and
-    # they collect their garbage as a stage process does (lighter_gc, tested below).
+    # they collect their garbage as a stage process does (console.lighter_gc, tested below).
     assert out["threads"] == [max(1, (os.cpu_count() or 1) // 2)] * 2, out
     assert out["full_gc"] == [1000] * 2, out
 
@@ -513,7 +513,7 @@ def test_a_joblib_sweep_builds_its_candidates_on_the_warmed_workers(project):
 LIGHTER_GC = """
 import atexit, gc
 atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0))  # runs last
-from pipeline.sweep_workers import lighter_gc
+from pipeline.console import lighter_gc
 lighter_gc()
 print("full collections every", gc.get_threshold()[2])
 """
