@@ -21,7 +21,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pipeline.errors import ConfigError, PipelineError, error_line
@@ -95,30 +95,58 @@ class Interrupted(KeyboardInterrupt):
 
 
 _received: list[str] = []  # the signals that stopped this process
+_stopping = False  # the stop has been raised: the cleanup it started is running
+_held = 0  # depth of `held_stop()` blocks
 
 
-def _terminate(signum: int, frame: object) -> None:
+def _raise_stop(name: str) -> None:
+    global _stopping
+    _stopping = True
+    if name == "SIGINT":
+        raise KeyboardInterrupt
+    raise Interrupted(name)
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    """The first stop is raised in the main thread; later ones are only noted. A stop often
+    comes twice (DVC killed: the parent-death signal, then this process's own watcher; or a
+    group kill), and a second raise cut the cleanup short mid-transaction: the run stayed
+    RUNNING, the store locked for 20-40 s at exit. SIGKILL stays the hard stop."""
     _received.append(signal.Signals(signum).name)
-    raise Interrupted(_received[-1])
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    _received.append("SIGINT")
-    raise KeyboardInterrupt
+    if not _stopping and not _held:
+        _raise_stop(_received[0])
 
 
 def handle_sigterm() -> None:
     """SIGTERM raises Interrupted (a KeyboardInterrupt): cleanup runs, runs end KILLED.
     Both it and Ctrl-C are remembered, because a library may turn the exception it raised
     into another error on its way out (TensorFlow does) and a stop is never a failure."""
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+    signal.signal(signal.SIGINT, _on_stop_signal)
+
+
+@contextlib.contextmanager
+def held_stop() -> Iterator[None]:
+    """A block a stop must not cut in half (a tracking-store write: SQLite would keep its
+    lock): a SIGTERM or Ctrl-C that arrives inside is raised when the block ends."""
+    global _held
+    if threading.current_thread() is not threading.main_thread():  # signals go to main
+        yield
+        return
+    _held += 1
+    try:
+        yield
+    finally:  # also past the block's own error: a stop outranks a store that failed
+        _held -= 1
+        if _received and not _stopping and not _held:
+            _raise_stop(_received[0])
 
 
 def interrupted(err: BaseException | None = None) -> str | None:
-    """What stopped this process ("SIGTERM", "SIGINT"), if a signal or `err` did."""
+    """What stopped this process ("SIGTERM", "SIGINT"), if a signal or `err` did: the first
+    signal (the one raised; later ones only arrived during its cleanup)."""
     if _received:
-        return _received[-1]
+        return _received[0]
     return "SIGINT" if isinstance(err, KeyboardInterrupt) else None
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pipeline import run_log, tracking
+from pipeline.console import held_stop
 
 log = logging.getLogger("pipeline.live")
 EVERY = 1.0  # seconds between batches while a training runs
@@ -45,7 +46,8 @@ class LiveTraining:
             target = self.pending[0][0]
             batch = [(step, figures) for run, step, figures in self.pending if run == target]
             try:
-                run_log.log_metric_series(self.client, target, batch)
+                with held_stop():  # a stop waits for the write: half of one keeps SQLite locked
+                    run_log.log_metric_series(self.client, target, batch)
             except Exception as err:
                 if raise_errors:
                     raise

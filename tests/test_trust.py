@@ -1,8 +1,9 @@
 """`dvc repro` keeps its promises under bad input and kills: a bad edit stops in the `check`
 stage, in one line naming its params.yaml line, before DVC removes any output; names can't
-reach outside the project; a killed stage's leftovers go with the next run.
+reach outside the project; a killed stage's leftovers go with the next run; a stop
+signal sent again during the cleanup doesn't cut it short.
 
-Each test breaks a copy of the shared tiny project (tests/conftest.py: built_project)."""
+Each DVC test breaks a copy of the shared tiny project (tests/conftest.py: built_project)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.paths import ROOT
 from helpers.project import dvc, ran, snapshot, stage_target
 
 from pipeline.files import HOST, process_gone
@@ -150,12 +152,7 @@ def test_a_killed_stage_leaves_nothing_that_the_next_run_keeps(project):
     process = subprocess.Popen([sys.executable, "-m", "pipeline.train", "imdb_dense"],
                                cwd=path, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
-    pending = path / "models" / ".pending"
-    deadline = time.monotonic() + 120
-    while not list(pending.glob(".imdb_dense.tmp-*/fold.keras")) and not list(
-            pending.glob(".imdb_dense.tmp-*/checkpoint.keras")):
-        assert process.poll() is None and time.monotonic() < deadline, "training never began"
-        time.sleep(0.2)
+    pending = training_began(path, process)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     left = list(pending.glob(".imdb_dense.tmp-*"))
@@ -184,11 +181,7 @@ def test_a_killed_dvc_takes_its_stage_with_it(project, shell):
                                env={**env, "SHELL": shell},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
-    pending = path / "models" / ".pending"
-    deadline = time.monotonic() + 180
-    while not list(pending.glob(".imdb_dense.tmp-*/checkpoint.keras")):
-        assert process.poll() is None and time.monotonic() < deadline, "training never began"
-        time.sleep(0.2)
+    pending = training_began(path, process, seconds=180)
     stage = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
              and "-m pipeline.train imdb_dense" in _cmdline(p) and _cwd(p) == path.resolve()]
     assert stage
@@ -200,6 +193,86 @@ def test_a_killed_dvc_takes_its_stage_with_it(project, shell):
         time.sleep(0.2)
     assert not list(pending.glob(".imdb_dense.tmp-*")) and not (
         path / "models" / "imdb_dense").exists()
+    assert last_run_status(path, "train@imdb_dense") == "KILLED"
+
+
+def test_more_stop_signals_during_the_cleanup_dont_cut_it_short(project):
+    """A stop often comes more than once (DVC killed: the parent-death signal, then the
+    stage's own watcher; a group kill; Ctrl-C pressed again). Only the first stops the
+    training: a second raise in the cleanup left the run RUNNING, the half-built folder
+    behind, and a SQLite transaction half-written that held the stage up ~20-40 s at exit."""
+    path, env = project
+    edited(path, lambda p: p["models"]["imdb_dense"].update(epochs=400, early_stopping=None))
+    process = subprocess.Popen([sys.executable, "-m", "pipeline.train", "imdb_dense"],
+                               cwd=path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    pending = training_began(path, process)
+    for _ in range(30):  # 0.3 s of SIGTERMs: the first stops it, the rest hit its cleanup
+        if process.poll() is not None:
+            break
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.01)
+    output, _ = process.communicate(timeout=60)
+    assert "ERROR stopped by SIGTERM; nothing half-done was kept" in output, output
+    assert "Traceback" not in output and "Exception ignored" not in output, output
+    assert not list(pending.glob("*"))
+    assert last_run_status(path, "train@imdb_dense") == "KILLED"
+
+
+STOPS = """
+import os, signal, time
+from pipeline import console
+
+def stop():  # a SIGTERM, handled at the next line as a real one is
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.05)
+
+console.handle_sigterm()
+steps = []
+try:
+    try:
+        with console.held_stop():
+            stop()
+            steps.append("write")  # a held block runs to its end
+        steps.append("next epoch")  # never: the stop is raised as the block ends
+    finally:
+        stop()
+        stop()
+        steps.append("cleanup")  # more stops are only noted
+except console.Interrupted as stopped:
+    steps.append(f"stopped by {stopped}")
+print(steps)
+"""
+
+
+def test_a_stop_waits_for_a_held_store_write_and_is_raised_once():
+    result = subprocess.run([sys.executable, "-c", STOPS], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.stdout.strip() == "['write', 'cleanup', 'stopped by SIGTERM']", (
+        result.stdout + result.stderr)
+
+
+def training_began(path: Path, process: subprocess.Popen, seconds: float = 120) -> Path:
+    """Wait for imdb_dense's half-built folder to hold a first checkpoint; its parent."""
+    pending = path / "models" / ".pending"
+    deadline = time.monotonic() + seconds
+    while not list(pending.glob(".imdb_dense.tmp-*/checkpoint.keras")):
+        assert process.poll() is None and time.monotonic() < deadline, "training never began"
+        time.sleep(0.2)
+    return pending
+
+
+def last_run_status(path: Path, step: str) -> str:
+    """How the newest MLflow run of `step` in the project's store ended."""
+    import mlflow
+
+    from pipeline.tracking import STEP_TAG
+
+    client = mlflow.MlflowClient(f"sqlite:///{path / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    [run] = client.search_runs(experiments, f"tags.`{STEP_TAG}` = '{step}'",
+                               order_by=["attributes.start_time DESC"], max_results=1)
+    return run.info.status
 
 
 def _cmdline(proc: Path) -> str:
