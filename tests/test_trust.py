@@ -203,16 +203,19 @@ def test_more_stop_signals_during_the_cleanup_dont_cut_it_short(project):
     behind, and a SQLite transaction half-written that held the stage up ~20-40 s at exit."""
     path, env = project
     edited(path, lambda p: p["models"]["imdb_dense"].update(epochs=400, early_stopping=None))
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.train", "imdb_dense"],
-                               cwd=path, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    log = path.parent / "train.log"  # a file, not a pipe: nothing waits for a reader
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "pipeline.train", "imdb_dense"],
+                                   cwd=path, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
     pending = training_began(path, process)
     for _ in range(30):  # 0.3 s of SIGTERMs: the first stops it, the rest hit its cleanup
         if process.poll() is not None:
             break
         process.send_signal(signal.SIGTERM)
         time.sleep(0.01)
-    output, _ = process.communicate(timeout=60)
+    process.wait(timeout=60)
+    output = log.read_text()
     assert "ERROR stopped by SIGTERM; nothing half-done was kept" in output, output
     assert "Traceback" not in output and "Exception ignored" not in output, output
     assert not list(pending.glob("*"))
